@@ -1,0 +1,132 @@
+"""Attention layers of the ACE-Step DiT: ReLU linear self-attention and masked cross-attention.
+
+Ported from ace-step/ACE-Step@d612523 acestep/models/customer_attention_processor.py
+(``CustomLiteLAProcessor2_0``, ``CustomerAttnProcessor2_0``) and the diffusers 0.33 ``Attention``
+module layout they run in (Apache-2.0).
+
+Deliberate divergences:
+- One module per attention type instead of diffusers' ``Attention`` + processor objects; only the code
+  paths ACE-Step v1 uses are kept (no group norm, no qk-norm, no residual connection, no 4-D inputs).
+- ERG ("Entropy Rectifying Guidance") is a ``query_scale`` argument that multiplies the ``to_q`` output,
+  instead of upstream's forward hooks that modify it in place.
+- ``to_out`` holds only the Linear (upstream's index-1 Dropout has no parameters and is inactive at inference).
+- The fp16 output clip of the linear attention (only active under fp16 autocast upstream) is not reproduced.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..ops import Ops
+from .rope import RopeTables, apply_rope
+
+LINEAR_ATTENTION_EPS = 1e-15  # upstream CustomLiteLAProcessor2_0.eps
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """[B, S, heads * d] -> [B, heads, S, d] (heads are contiguous channel slices)."""
+    batch, length, _ = x.shape
+    return x.view(batch, length, heads, -1).transpose(1, 2)
+
+
+class LinearSelfAttention(nn.Module):
+    """Non-causal ReLU linear attention ("LiteLA", Sana) with RoPE on queries and keys.
+
+    ``O_i = sum_j V_j (phi(K_j) . phi(Q_i)) / (sum_j phi(K_j) . phi(Q_i) + 1e-15)`` with ``phi = ReLU``,
+    no ``1/sqrt(d)`` scale; the products run in fp32 (Xie et al. 2024, "SANA", arXiv:2410.10629).
+
+    Attribute names (``to_q``, ``to_k``, ``to_v``, ``to_out``) are the upstream checkpoint keys.
+
+    Args:
+        dim: model width (``heads * head_dim``).
+        heads: number of attention heads.
+        head_dim: channels per head.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int, *, dtype: torch.dtype | None = None,
+                 device: torch.device | str | None = None, ops: Ops = nn) -> None:
+        super().__init__()
+        inner = heads * head_dim
+        self.heads = heads
+        self.to_q = ops.Linear(dim, inner, bias=True, dtype=dtype, device=device)
+        self.to_k = ops.Linear(dim, inner, bias=True, dtype=dtype, device=device)
+        self.to_v = ops.Linear(dim, inner, bias=True, dtype=dtype, device=device)
+        self.to_out = nn.ModuleList([ops.Linear(inner, dim, bias=True, dtype=dtype, device=device)])
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, rope: RopeTables, *, query_scale: float = 1.0) -> torch.Tensor:
+        """``x`` [B, T, D], ``mask`` [B, T] (1 = valid frame), ``rope`` tables for T positions -> [B, T, D]."""
+        query = self.to_q(x)
+        if query_scale != 1.0:
+            query = query * query_scale
+        query = apply_rope(_split_heads(query, self.heads), rope)  # [B, H, T, d]
+        key = apply_rope(_split_heads(self.to_k(x), self.heads), rope)  # [B, H, T, d]
+        value = _split_heads(self.to_v(x), self.heads)  # [B, H, T, d]
+
+        frame_mask = mask[:, None, :, None].to(key.dtype)  # [B, 1, T, 1]
+        query = torch.relu(query * frame_mask).float()
+        key = torch.relu(key * frame_mask).float()
+        value = (value * frame_mask).float()
+
+        # Append a row of ones to V^T so that one product gives both numerator and normaliser.
+        value_t = F.pad(value.transpose(-1, -2), (0, 0, 0, 1), mode="constant", value=1.0)  # [B, H, d+1, T]
+        value_key = torch.matmul(value_t, key)  # [B, H, d+1, d]
+        out = torch.matmul(value_key, query.transpose(-1, -2))  # [B, H, d+1, T]
+        out = out[:, :, :-1] / (out[:, :, -1:] + LINEAR_ATTENTION_EPS)  # [B, H, d, T]
+
+        batch, heads, head_dim, length = out.shape
+        out = out.reshape(batch, heads * head_dim, length).transpose(1, 2).to(x.dtype)  # [B, T, D]
+        return self.to_out[0](out)
+
+
+class CrossAttention(nn.Module):
+    """Softmax cross-attention from latent frames to the condition sequence, with RoPE on Q and K.
+
+    Queries use latent positions 0..T-1, keys use condition positions 0..S-1. A (frame, token) pair is
+    attended only when ``mask[b, i] * condition_mask[b, j] == 1``.
+
+    ``add_q_proj``, ``add_k_proj``, ``add_v_proj`` and ``to_add_out`` exist only because the released
+    checkpoint stores them (diffusers builds them for ``added_kv_proj_dim``); they are never used.
+
+    Args:
+        dim: model width (queries and condition states both have this width).
+        heads: number of attention heads.
+        head_dim: channels per head.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int, *, dtype: torch.dtype | None = None,
+                 device: torch.device | str | None = None, ops: Ops = nn) -> None:
+        super().__init__()
+        inner = heads * head_dim
+        self.heads = heads
+
+        def linear(in_features: int, out_features: int) -> nn.Module:
+            return ops.Linear(in_features, out_features, bias=True, dtype=dtype, device=device)
+
+        self.to_q = linear(dim, inner)
+        self.to_k = linear(dim, inner)
+        self.to_v = linear(dim, inner)
+        self.to_out = nn.ModuleList([linear(inner, dim)])
+        self.add_q_proj = linear(dim, inner)
+        self.add_k_proj = linear(dim, inner)
+        self.add_v_proj = linear(dim, inner)
+        self.to_add_out = linear(inner, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor, context_mask: torch.Tensor,
+                rope: RopeTables, context_rope: RopeTables, *, query_scale: float = 1.0) -> torch.Tensor:
+        """``x`` [B, T, D], ``context`` [B, S, D], masks [B, T] / [B, S] -> [B, T, D]."""
+        query = self.to_q(x)
+        if query_scale != 1.0:
+            query = query * query_scale
+        query = apply_rope(_split_heads(query, self.heads), rope)  # [B, H, T, d]
+        key = apply_rope(_split_heads(self.to_k(context), self.heads), context_rope)  # [B, H, S, d]
+        value = _split_heads(self.to_v(context), self.heads)  # [B, H, S, d]
+
+        pair_mask = mask[:, :, None] * context_mask[:, None, :]  # [B, T, S]
+        bias = torch.where(pair_mask == 1, 0.0, -torch.inf)
+        bias = bias[:, None].expand(-1, self.heads, -1, -1).to(query.dtype)  # [B, H, T, S]
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=0.0, is_causal=False)
+        batch, _, length, _ = out.shape
+        out = out.transpose(1, 2).reshape(batch, length, -1).to(query.dtype)  # [B, T, D]
+        return self.to_out[0](out)
