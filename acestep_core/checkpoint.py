@@ -114,15 +114,32 @@ def _likely_cause(n_expected: int, missing: int, unexpected: int, shape_errors: 
     return f"the file does not match the ACE-Step v1 {component} architecture"
 
 
+def checkpoint_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Key -> shape map a checkpoint for ``module`` must have.
+
+    That is the module's state dict plus, when the module defines
+    ``unused_checkpoint_shapes()``, the documented upstream tensors that released files
+    contain but inference never uses (checked, then dropped, by :func:`load_strict`).
+    """
+    shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    unused = getattr(module, "unused_checkpoint_shapes", None)
+    if unused is not None:
+        shapes.update(unused())
+    return shapes
+
+
 def check_state_dict(
-    module: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str, component: str
+    expected: Mapping[str, tuple[int, ...]], state_dict: Mapping[str, torch.Tensor], *, source: str, component: str
 ) -> None:
-    """Raise :class:`CheckpointMismatchError` unless keys and shapes match ``module`` exactly."""
-    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    """Raise :class:`CheckpointMismatchError` unless keys and shapes equal ``expected`` exactly."""
     got = {k: tuple(v.shape) for k, v in state_dict.items()}
     missing = [k for k in expected if k not in got]
     unexpected = [k for k in got if k not in expected]
-    wrong = [f"{k} (file {list(got[k])}, model {list(expected[k])})" for k in expected if k in got and got[k] != expected[k]]
+    wrong = [
+        f"{k} (file {list(got[k])}, model {list(expected[k])})"
+        for k in expected
+        if k in got and got[k] != expected[k]
+    ]
     if not (missing or unexpected or wrong):
         return
     parts = [f"{source}: the {component} weights do not match the model."]
@@ -132,7 +149,8 @@ def check_state_dict(
         parts.append(f"Unexpected {len(unexpected)} key(s): {_listing(unexpected)}.")
     if wrong:
         parts.append(f"Wrong shape for {len(wrong)} key(s): {_listing(wrong)}.")
-    parts.append("Likely cause: " + _likely_cause(len(expected), len(missing), len(unexpected), len(wrong), component) + ".")
+    cause = _likely_cause(len(expected), len(missing), len(unexpected), len(wrong), component)
+    parts.append(f"Likely cause: {cause}.")
     raise CheckpointMismatchError(" ".join(parts))
 
 
@@ -141,10 +159,14 @@ def load_strict(
 ) -> nn.Module:
     """Check ``state_dict`` against ``module`` and assign its tensors (module may live on ``meta``).
 
-    After assignment no parameter or buffer may remain on the meta device.
+    Documented unused upstream tensors (see :func:`checkpoint_shapes`) must be present with
+    the right shape and are then dropped. After assignment no parameter or buffer may remain
+    on the meta device.
     """
-    check_state_dict(module, state_dict, source=source, component=component)
-    module.load_state_dict(dict(state_dict), strict=True, assign=True)
+    expected = checkpoint_shapes(module)
+    check_state_dict(expected, state_dict, source=source, component=component)
+    own = module.state_dict().keys()
+    module.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=True, assign=True)
     leftovers = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
     if leftovers:
         raise CheckpointMismatchError(

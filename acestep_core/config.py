@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -168,7 +169,9 @@ class DCAEConfig(_JsonConfig):
         for name in ("encoder_block_types", "decoder_block_types"):
             bad = [t for t in getattr(self, name) if t not in allowed]
             if bad:
-                raise ValueError(f"DCAEConfig.{name}: unsupported block type(s) {bad}; ACE-Step uses {sorted(allowed)}")
+                raise ValueError(
+                    f"DCAEConfig.{name}: unsupported block type(s) {bad}; ACE-Step uses {sorted(allowed)}"
+                )
         n = len(self.encoder_block_types)
         for name in ("encoder_block_out_channels", "encoder_layers_per_block", "encoder_qkv_multiscales",
                      "decoder_block_types", "decoder_block_out_channels", "decoder_layers_per_block",
@@ -229,11 +232,11 @@ class VocoderConfig(_JsonConfig):
             raise ValueError("VocoderConfig.use_template=True is not supported (ACE-Step ships use_template=false)")
         if self.num_mels != self.dims[-1]:
             raise ValueError(f"VocoderConfig.num_mels ({self.num_mels}) must equal dims[-1] ({self.dims[-1]})")
-        hop = 1
-        for r in self.upsample_rates:
-            hop *= r
+        hop = math.prod(self.upsample_rates)
         if hop != self.hop_length:
-            raise ValueError(f"VocoderConfig: product of upsample_rates ({hop}) must equal hop_length ({self.hop_length})")
+            raise ValueError(
+                f"VocoderConfig: product of upsample_rates ({hop}) must equal hop_length ({self.hop_length})"
+            )
 
     @classmethod
     def tiny(cls) -> VocoderConfig:

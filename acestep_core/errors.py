@@ -21,14 +21,19 @@ def check_latent_shape(latents: object, *, channels: int, height: int, name: str
     import torch
 
     if not isinstance(latents, torch.Tensor):
-        raise AceStepInputError(f"{name}: expected a torch.Tensor [B, {channels}, {height}, T], got {type(latents).__name__}")
+        raise AceStepInputError(
+            f"{name}: expected a torch.Tensor [B, {channels}, {height}, T], got {type(latents).__name__}"
+        )
     shape = tuple(latents.shape)
     if latents.ndim != 4 or shape[1] != channels or shape[2] != height or shape[0] < 1 or shape[3] < 1:
         hint = ""
         if latents.ndim == 3 and shape[0] == channels and shape[1] == height:
             hint = " (missing batch dimension: add one with latents[None])"
         elif latents.ndim == 4 and shape[1] != channels:
-            hint = f" (got {shape[1]} channels; ACE-Step v1 latents have {channels} — is this a latent of another model?)"
+            hint = (
+                f" (got {shape[1]} channels; ACE-Step v1 latents have {channels}:"
+                " is this a latent of another model?)"
+            )
         raise AceStepInputError(
             f"{name}: expected shape [B, {channels}, {height}, T] with B, T >= 1, got {list(shape)}{hint}"
         )

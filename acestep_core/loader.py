@@ -25,13 +25,15 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .checkpoint import load_strict, read_safetensors, read_safetensors_keys
+from .checkpoint import checkpoint_shapes, load_strict, read_safetensors, read_safetensors_keys
 from .config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerConfig, UMT5Config, VocoderConfig
 from .detect import COMFY_IGNORED_KEYS, COMFY_SPIECE_KEY, COMPONENTS, COMPONENTS_BY_NAME, Component
 from .errors import CheckpointError, CheckpointMismatchError
 from .ops import DEFAULT_OPS, Ops
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["ALL_COMPONENTS", "LoadedCheckpoint", "TokenizerSource", "checkpoint_shapes", "load_checkpoint"]
 
 ComponentName = Literal["transformer", "dcae", "vocoder", "text_encoder"]
 ALL_COMPONENTS: tuple[ComponentName, ...] = ("transformer", "dcae", "vocoder", "text_encoder")
@@ -102,9 +104,6 @@ def _load_component(
     component = COMPONENTS_BY_NAME[name]
     state_dict = _prepare_state_dict(component, raw, source=source)
     module = _build(name, spec, dtype=dtype, ops=ops)
-    select = getattr(module, "select_checkpoint_tensors", None)
-    if select is not None:  # components that accept documented unused upstream keys check and drop them
-        state_dict = select(state_dict, source=source)
     return load_strict(module, state_dict, source=source, component=name)
 
 
@@ -229,7 +228,9 @@ def load_checkpoint(
     device = torch.device(device)
     if path.is_dir():
         if spec is not None:
-            raise ValueError("spec is only used for single files; a checkpoint folder is described by its config.json files")
+            raise ValueError(
+                "spec is only used for single files; a checkpoint folder is described by its config.json files"
+            )
         result = _load_folder(resolve_folder(path), wanted, device=device, dtype=dtype, ops=ops)
     elif path.is_file():
         result = _load_single_file(path, wanted, spec=spec or MODEL_SPECS["ace-step-v1-3.5b"], device=device,

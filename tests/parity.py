@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -29,13 +29,13 @@ def require_parity() -> Path:
     return PARITY_DIR
 
 
-@lru_cache(maxsize=None)
+@cache
 def tolerances() -> dict[str, dict[str, float]]:
     data = json.loads((PARITY_DIR / "tolerances.json").read_text())
     return data["tolerances"]  # type: ignore[no-any-return]
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_golden(relative: str) -> dict[str, torch.Tensor]:
     """Load ``parity/<relative>`` (a safetensors file) as a dict of CPU tensors."""
     return load_file(str(require_parity() / relative))
