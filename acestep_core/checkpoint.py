@@ -160,13 +160,20 @@ def load_strict(
     """Check ``state_dict`` against ``module`` and assign its tensors (module may live on ``meta``).
 
     Documented unused upstream tensors (see :func:`checkpoint_shapes`) must be present with
-    the right shape and are then dropped. After assignment no parameter or buffer may remain
+    the right shape and are then dropped. Floating tensors are cast to the dtype the module
+    declares. After assignment no parameter or buffer may remain
     on the meta device.
     """
     expected = checkpoint_shapes(module)
     check_state_dict(expected, state_dict, source=source, component=component)
-    own = module.state_dict().keys()
-    module.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=True, assign=True)
+    own = module.state_dict()
+    # The module's declared dtype wins (assign=True would otherwise adopt the file's dtype).
+    assigned = {
+        k: v.to(own[k].dtype) if v.is_floating_point() and own[k].is_floating_point() else v
+        for k, v in state_dict.items()
+        if k in own
+    }
+    module.load_state_dict(assigned, strict=True, assign=True)
     leftovers = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
     if leftovers:
         raise CheckpointMismatchError(

@@ -55,7 +55,8 @@ class LinearSelfAttention(nn.Module):
         self.to_v = ops.Linear(dim, inner, bias=True, dtype=dtype, device=device)
         self.to_out = nn.ModuleList([ops.Linear(inner, dim, bias=True, dtype=dtype, device=device)])
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, rope: RopeTables, *, query_scale: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, rope: RopeTables, *,
+                query_scale: float = 1.0) -> torch.Tensor:
         """``x`` [B, T, D], ``mask`` [B, T] (1 = valid frame), ``rope`` tables for T positions -> [B, T, D]."""
         query = self.to_q(x)
         if query_scale != 1.0:
@@ -86,17 +87,21 @@ class CrossAttention(nn.Module):
     Queries use latent positions 0..T-1, keys use condition positions 0..S-1. A (frame, token) pair is
     attended only when ``mask[b, i] * condition_mask[b, j] == 1``.
 
-    ``add_q_proj``, ``add_k_proj``, ``add_v_proj`` and ``to_add_out`` exist only because the released
-    checkpoint stores them (diffusers builds them for ``added_kv_proj_dim``); they are never used.
+    The released checkpoint also stores ``add_q_proj``, ``add_k_proj``, ``add_v_proj`` and ``to_add_out``
+    (diffusers builds them for ``added_kv_proj_dim``); they are never used, so they are only declared with
+    ``keep_unused=True`` (the loader checks their shapes and drops them otherwise).
 
     Args:
         dim: model width (queries and condition states both have this width).
         heads: number of attention heads.
         head_dim: channels per head.
+        keep_unused: also declare the unused ``add_*``/``to_add_out`` projections.
     """
 
+    UNUSED_LAYERS: tuple[str, ...] = ("add_q_proj", "add_k_proj", "add_v_proj", "to_add_out")
+
     def __init__(self, dim: int, heads: int, head_dim: int, *, dtype: torch.dtype | None = None,
-                 device: torch.device | str | None = None, ops: Ops = nn) -> None:
+                 device: torch.device | str | None = None, ops: Ops = nn, keep_unused: bool = False) -> None:
         super().__init__()
         inner = heads * head_dim
         self.heads = heads
@@ -108,10 +113,11 @@ class CrossAttention(nn.Module):
         self.to_k = linear(dim, inner)
         self.to_v = linear(dim, inner)
         self.to_out = nn.ModuleList([linear(inner, dim)])
-        self.add_q_proj = linear(dim, inner)
-        self.add_k_proj = linear(dim, inner)
-        self.add_v_proj = linear(dim, inner)
-        self.to_add_out = linear(inner, dim)
+        if keep_unused:
+            self.add_q_proj = linear(dim, inner)
+            self.add_k_proj = linear(dim, inner)
+            self.add_v_proj = linear(dim, inner)
+            self.to_add_out = linear(inner, dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor, context_mask: torch.Tensor,
                 rope: RopeTables, context_rope: RopeTables, *, query_scale: float = 1.0) -> torch.Tensor:
