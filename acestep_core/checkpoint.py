@@ -46,6 +46,14 @@ def _refuse_pickle(path: Path) -> None:
         )
 
 
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path}: not a readable safetensors file ({error}). The file is corrupt or truncated (an interrupted "
+        "download is the usual cause): delete it and download it again, and compare its size with the "
+        "size listed on the model page."
+    )
+
+
 def read_safetensors(
     path: str | Path,
     *,
@@ -75,11 +83,7 @@ def read_safetensors(
                     tensor = tensor.to(dtype)
                 out[key] = tensor.to(device)
     except SafetensorError as e:
-        raise CheckpointError(
-            f"{path}: not a readable safetensors file ({e}). The file is corrupt or truncated (an interrupted "
-            "download is the usual cause): delete it and download it again, and compare its size with the "
-            "size listed on the model page."
-        ) from e
+        raise _unreadable(path, e) from e
     return out
 
 
@@ -93,7 +97,7 @@ def read_safetensors_keys(path: str | Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
     except SafetensorError as e:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({e}); re-download it.") from e
+        raise _unreadable(path, e) from e
 
 
 def _listing(keys: Iterable[str]) -> str:
