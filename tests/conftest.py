@@ -11,3 +11,24 @@ def _deterministic_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest hook signature
+    """With ACESTEP_PARITY_REPORT set, print the worst measured error per golden group."""
+    import json
+    import os
+    from collections import defaultdict
+
+    path = os.environ.get("ACESTEP_PARITY_REPORT")
+    if not path or not os.path.exists(path):
+        return
+    worst: dict[str, tuple[float, str, str]] = defaultdict(lambda: (-1.0, "", ""))
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            group = row["name"].split(":", 1)[0]
+            if row["max_abs_err"] > worst[group][0]:
+                worst[group] = (row["max_abs_err"], row["name"], row["category"])
+    terminalreporter.section("golden parity: worst max abs error per group")
+    for group, (err, name, category) in sorted(worst.items()):
+        terminalreporter.write_line(f"{group:32s} {err:.3e}  ({name}, {category})")
