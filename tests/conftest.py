@@ -4,9 +4,11 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _deterministic_threads():
-    """Goldens were recorded with 1 CPU thread; keep float32 reductions comparable."""
+    """Goldens were recorded with 1 CPU thread; keep float32 reductions comparable.
+
+    Session-scoped so it is active before any module-scoped fixture computes something."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
