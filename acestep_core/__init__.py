@@ -12,6 +12,7 @@ Public API:
 
 from __future__ import annotations
 
+from .audio_codec import AudioCodec
 from .config import (
     MODEL_SPECS,
     CodecConfig,
@@ -22,12 +23,18 @@ from .config import (
     UMT5Config,
     VocoderConfig,
 )
+from .dcae import MusicDCAE
 from .errors import AceStepInputError, CheckpointError, CheckpointMismatchError
 from .loader import LoadedCheckpoint, TokenizerSource, load_checkpoint
+from .text_encoder import UMT5Encoder
+from .transformer import AceStepTransformer
+from .vocoder import Vocoder
 
 __all__ = [
     "MODEL_SPECS",
     "AceStepInputError",
+    "AceStepTransformer",
+    "AudioCodec",
     "CheckpointError",
     "CheckpointMismatchError",
     "CodecConfig",
@@ -35,9 +42,12 @@ __all__ = [
     "DCAEConfig",
     "LoadedCheckpoint",
     "ModelSpec",
+    "MusicDCAE",
     "TokenizerSource",
     "TransformerConfig",
     "UMT5Config",
+    "UMT5Encoder",
+    "Vocoder",
     "VocoderConfig",
     "load_checkpoint",
 ]
