@@ -28,7 +28,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG0
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             row = json.loads(line)
-            group = row["name"].split(":", 1)[0]
+            group = row["name"].split(":", 1)[0].removeprefix("modules/").removesuffix(".safetensors")
             if row["max_abs_err"] > worst[group][0]:
                 worst[group] = (row["max_abs_err"], row["name"], row["category"])
     terminalreporter.section("golden parity: worst max abs error per group")
