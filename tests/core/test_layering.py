@@ -20,6 +20,7 @@ def test_core_imports_without_comfyui_or_hf_model_libraries() -> None:
             sys.modules[name] = None  # any import of these raises ImportError
         import acestep_core
         from acestep_core import transformer, audio_codec, dcae, vocoder, text_encoder, mel, loader
+        from acestep_core import lyrics, prompt_tokenizer
         import torch
         with torch.device("meta"):
             transformer.AceStepTransformer(acestep_core.TransformerConfig.tiny())
