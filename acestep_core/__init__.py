@@ -7,6 +7,9 @@ Public API:
 * :func:`load_checkpoint` -> :class:`LoadedCheckpoint` (official folder or ComfyUI single file);
 * modules: ``AceStepTransformer`` (``encode``/``decode``), ``MusicDCAE``, ``Vocoder``,
   ``AudioCodec`` (waveform <-> latent), ``UMT5Encoder``;
+* sampling: :class:`GenerationParams` (the original app's argument names) and :func:`generate`
+  (every task: text2music, retake, repaint, extend, edit, audio2audio);
+* text front-ends: :mod:`acestep_core.prompt_tokenizer`, :mod:`acestep_core.lyrics`;
 * errors: :class:`AceStepInputError`, :class:`CheckpointError`, :class:`CheckpointMismatchError`.
 """
 
@@ -26,6 +29,7 @@ from .config import (
 from .dcae import MusicDCAE
 from .errors import AceStepInputError, CheckpointError, CheckpointMismatchError
 from .loader import LoadedCheckpoint, TokenizerSource, load_checkpoint
+from .pipeline import GenerationInterrupted, GenerationParams, GenerationResult, StepInfo, generate
 from .text_encoder import UMT5Encoder
 from .transformer import AceStepTransformer
 from .vocoder import Vocoder
@@ -39,9 +43,13 @@ __all__ = [
     "CheckpointMismatchError",
     "CodecConfig",
     "ConfigError",
+    "GenerationInterrupted",
+    "GenerationParams",
+    "GenerationResult",
     "DCAEConfig",
     "LoadedCheckpoint",
     "ModelSpec",
+    "StepInfo",
     "MusicDCAE",
     "TokenizerSource",
     "TransformerConfig",
@@ -49,5 +57,6 @@ __all__ = [
     "UMT5Encoder",
     "Vocoder",
     "VocoderConfig",
+    "generate",
     "load_checkpoint",
 ]

@@ -7,8 +7,9 @@ depends on the lane count, and this checkpoint (random weights, unscaled T5 atte
 the last-bit difference: with the 8-lane AVX2 kernel the padded batch golden moves by 2.2e-5,
 1.7x its tolerance, while emulating the 16-lane kernel reproduces all seven goldens bit for bit
 (measured on an AVX2 AMD EPYC). So the parity tests run the encoder with an exact float32
-emulation of that kernel (:func:`_reference_softmax`), and :func:`test_reference_softmax_is_torch_kernel`
-checks on AVX2/AVX-512 hosts that the emulation is torch's own kernel for the host's lane count.
+emulation of that kernel (:func:`tests.reference_kernels.reference_softmax`), and
+:func:`test_reference_softmax_is_torch_kernel` checks on AVX2/AVX-512 hosts that the emulation is
+torch's own kernel for the host's lane count.
 The GEMMs (MKL) also depend on the host: on an Intel Xeon (MKL AVX-512 kernels) the goldens are met
 with up to 1.3e-5 max abs error; with MKL limited to its Intel AVX2 kernels three tensors exceed the
 tolerance (up to 2.2e-5), so the reference's GEMM kernels are those MKL picks on AMD CPUs.
@@ -28,6 +29,7 @@ from acestep_core.config import UMT5Config
 from acestep_core.errors import AceStepInputError
 from acestep_core.text_encoder import ERG_TAG_LAYERS, ERG_TAG_QUERY_SCALE, UMT5Encoder, relative_position_bucket
 from tests.parity import PARITY_DIR, TINY_CHECKPOINT, assert_golden, load_golden, require_parity
+from tests.reference_kernels import HOST_LANES, reference_softmax
 
 GOLDEN_FILE = "modules/umt5_encoder.safetensors"
 SINGLE_CASES = ("single0", "single1", "single2")
@@ -37,63 +39,6 @@ GOLDEN_CASES = ("batch.last_hidden_state",) + tuple(
 # Property checks compare two float32 runs of the same math with different GEMM shapes; on this
 # checkpoint that alone moves outputs by up to ~2e-5 (|x| up to ~4.5), so they use 1e-4.
 PROPERTY_TOL = {"rtol": 1e-4, "atol": 1e-4}
-HOST_LANES = {"AVX2": 8, "AVX512": 16}  # float32 lanes of torch's CPU vector code per capability
-REFERENCE_LANES = 16
-
-
-# --------------------------------------------------------------------------- reference softmax kernel
-
-def _fma(a: torch.Tensor, b: torch.Tensor | float, c: torch.Tensor | float) -> torch.Tensor:
-    """float32 fused multiply-add: the product is exact in float64, one rounding to float32 after the add."""
-    return (a.double() * torch.as_tensor(b, dtype=torch.float64) + torch.as_tensor(c, dtype=torch.float64)).float()
-
-
-def _sleef_expf_u10(x: torch.Tensor) -> torch.Tensor:
-    """SLEEF ``expf_u10`` (torch's vectorised float32 exp on x86) in float32 steps, FMA as in its AVX2/512 builds."""
-    f32 = torch.float32
-    q = torch.round(x * torch.tensor(1.442695040888963407359924681001892137426645954152985934135449406931, dtype=f32))
-    s = _fma(q, -torch.tensor(0.693145751953125, dtype=f32), x)
-    s = _fma(q, -torch.tensor(1.428606765330187045e-06, dtype=f32), s)
-    u = torch.full_like(x, 0.000198527617612853646278381)
-    for coef in (0.00139304355252534151077271, 0.00833336077630519866943359, 0.0416664853692054748535156,
-                 0.166666671633720397949219, 0.5):
-        u = _fma(u, s, torch.tensor(coef, dtype=f32))
-    u = 1.0 + _fma(s * s, u, s)
-    exponent = q.clamp(-300, 300).to(torch.int64)  # out-of-range rows are replaced below
-    half = exponent >> 1
-    u = u * torch.pow(2.0, half.double()).float() * torch.pow(2.0, (exponent - half).double()).float()
-    u = torch.where(x < -104.0, torch.zeros_like(u), u)
-    return torch.where(x > 100.0, torch.full_like(u, float("inf")), u)
-
-
-def _lane_sum(values: torch.Tensor, lanes: int) -> torch.Tensor:
-    """Row sums in the order of ATen's ``vec::reduce_all`` with ``lanes``-wide vectors. [..., n] -> [...]"""
-    n = values.shape[-1]
-    if n < lanes:  # short rows: plain left-to-right sum
-        total = values[..., 0]
-        for i in range(1, n):
-            total = total + values[..., i]
-        return total
-    acc = values[..., :lanes].clone()
-    full = n // lanes
-    for chunk in range(1, full):
-        acc = acc + values[..., chunk * lanes:(chunk + 1) * lanes]
-    tail = n - full * lanes
-    if tail:
-        acc[..., :tail] = acc[..., :tail] + values[..., full * lanes:]
-    width = lanes // 2
-    while width >= 1:  # butterfly over the lanes
-        acc = acc[..., :width] + acc[..., width:2 * width]
-        width //= 2
-    return acc[..., 0]
-
-
-def _reference_softmax(x: torch.Tensor, dim: int = -1, lanes: int = REFERENCE_LANES) -> torch.Tensor:
-    """float32 softmax over the last dim exactly as torch's CPU kernel with ``lanes``-wide vectors."""
-    assert dim in (-1, x.ndim - 1) and x.dtype == torch.float32
-    shifted = x - x.amax(dim=-1, keepdim=True)
-    exp = _sleef_expf_u10(shifted)
-    return exp * (1.0 / _lane_sum(exp, lanes)[..., None])
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -129,7 +74,7 @@ def test_golden_parity(name: str, encoder: UMT5Encoder, golden: dict[str, torch.
                        monkeypatch: pytest.MonkeyPatch) -> None:
     case, output = name.split(".", 1)
     query_scale = ERG_TAG_QUERY_SCALE if output.startswith("erg_null") else 1.0
-    monkeypatch.setattr(torch, "softmax", _reference_softmax)
+    monkeypatch.setattr(torch, "softmax", reference_softmax)
     with torch.no_grad():  # padded batch positions are compared too: the reference computes them the same way
         actual = encoder(golden[f"{case}.input_ids"], golden[f"{case}.attention_mask"], query_scale=query_scale)
     assert_golden(actual, golden[name], "module_outputs", f"umt5_encoder:{name}")
@@ -143,7 +88,7 @@ def test_reference_softmax_is_torch_kernel() -> None:
     for length in (1, 5, 8, 15, 16, 17, 21, 31, 40):
         scores = torch.randn(64, length, generator=gen) * 6
         scores[:32, length // 2 + 1:] += torch.finfo(torch.float32).min  # padded keys, as in the encoder
-        assert torch.equal(_reference_softmax(scores, lanes=lanes), torch.softmax(scores, dim=-1)), length
+        assert torch.equal(reference_softmax(scores, lanes=lanes), torch.softmax(scores, dim=-1)), length
 
 
 def test_tokenizer_reproduces_golden_ids(golden: dict[str, torch.Tensor], prompts: dict[str, object]) -> None:

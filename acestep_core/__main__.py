@@ -1,0 +1,10 @@
+"""``python -m acestep_core generate ...``: dispatch to :func:`acestep_core.cli.main`."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

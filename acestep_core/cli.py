@@ -1,0 +1,115 @@
+"""Command-line generator: ``python -m acestep_core generate`` (console script: ``acestep-core generate``).
+
+Thin on purpose: parse -> validate everything (exit code 2 with a one-line message on bad input, before
+any model is loaded) -> load the checkpoint -> tokenize -> encode source/reference audio -> generate ->
+decode -> write audio + ``_input_params.json`` sidecar (+ optional latents). Progress and logs go to
+stderr; stdout carries only the paths written.
+
+Parameter precedence: ``GenerationParams`` defaults (= upstream ``__call__``) < ``--params`` JSON (an
+original-app ``input_params`` file, unchanged) < explicit flags. Flag names are upstream's argument names
+in kebab-case (``--guidance-interval-decay``), plus short forms for the common ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .cli_plan import CHOICES, ERG_FLAGS, KNOBS, TASKS, UsageError, plan_run
+from .cli_plan import LATENT_RATE_HZ as LATENT_RATE_HZ  # re-exported: the public names of the pre-split module
+from .cli_plan import MAX_DURATION_S as MAX_DURATION_S
+from .cli_plan import SRC_AUDIO_TASKS as SRC_AUDIO_TASKS
+from .cli_plan import RunPlan as RunPlan
+from .cli_plan import resolve_device as resolve_device
+from .cli_plan import resolve_dtype as resolve_dtype
+from .cli_run import DEFAULT_CHECKPOINT_CACHE, HF_REPO_ID, execute
+from .cli_run import DEFAULT_SAMPLE_RATE as DEFAULT_SAMPLE_RATE
+from .cli_run import default_checkpoint_dir as default_checkpoint_dir
+from .cli_run import download_checkpoint as download_checkpoint
+from .errors import AceStepInputError, CheckpointError
+
+__all__ = ["TASKS", "UsageError", "build_parser", "main"]
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``acestep_core`` argument parser (sub-command ``generate``)."""
+    parser = argparse.ArgumentParser(prog="python -m acestep_core", description="ACE-Step v1 music generation")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="generate music from tags and lyrics (all ACE-Step v1 tasks)",
+                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_generate_arguments(gen)
+    return parser
+
+
+def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
+    what = gen.add_argument_group("what to generate")
+    what.add_argument("--tags", "--prompt", dest="prompt", metavar="TEXT",
+                      help="style tags, e.g. 'pop, female vocals, 120 bpm'")
+    what.add_argument("--lyrics", metavar="TEXT|@FILE", help="lyrics text, or @FILE to read them from a file")
+    what.add_argument("--lyrics-file", type=Path, metavar="FILE", help="read the lyrics from this UTF-8 file")
+    what.add_argument("--duration", "--audio-duration", dest="audio_duration", type=float,
+                      metavar="SECONDS", help="length of text2music/retake songs, up to 240 (default 60)")
+    what.add_argument("--task", choices=TASKS, help="default text2music (audio2audio when --ref-audio is given)")
+    what.add_argument("--params", type=Path, metavar="JSON", help="an original-app *_input_params.json, run unchanged")
+    what.add_argument("--seed", "--seeds", "--manual-seeds", dest="manual_seeds", metavar="SEEDS",
+                      help="seed or comma-separated seeds, one per batch item (default random)")
+    what.add_argument("--retake-seeds", metavar="SEEDS", help="retake/repaint/extend/edit noise seeds (default random)")
+    audio = gen.add_argument_group("source / reference audio")
+    audio.add_argument("--src-audio", type=Path, metavar="FILE", help="source audio for repaint, extend and edit")
+    audio.add_argument("--ref-audio", type=Path, metavar="FILE", help="reference audio for audio2audio")
+    audio.add_argument("--ref-strength", dest="ref_audio_strength_alias", type=float, metavar="X",
+                       help="alias of --ref-audio-strength")
+    audio.add_argument("--extend-left", type=float, metavar="SECONDS", help="extend: seconds to add before the source")
+    audio.add_argument("--extend-right", type=float, metavar="SECONDS", help="extend: seconds to add after the source")
+    audio.add_argument("--edit-target-tags", "--edit-target-prompt", dest="edit_target_prompt", metavar="TEXT",
+                       help="edit: target tags (default: --tags)")
+    audio.add_argument("--edit-target-lyrics", metavar="TEXT|@FILE",
+                       help="edit: target lyrics, or @FILE (default: --lyrics)")
+    knobs = gen.add_argument_group("sampler and guidance (upstream names)")
+    for flag, dest, kind, text in KNOBS:
+        metavar = "N,N,..." if dest == "oss_steps" else {int: "N", float: "X"}.get(kind, "NAME")
+        knobs.add_argument(flag, dest=dest, type=kind, metavar=metavar, choices=CHOICES.get(dest), help=text)
+    for name in ERG_FLAGS:
+        knobs.add_argument("--" + name.replace("_", "-"), dest=name, action=argparse.BooleanOptionalAction,
+                           default=None, help="entropy-rectifying guidance switch (default on)")
+    run = gen.add_argument_group("model and output")
+    run.add_argument("--checkpoint", type=Path, metavar="PATH",
+                     help=f"ACE-Step-v1-3.5B folder or ComfyUI single file (default: download {HF_REPO_ID} "
+                          f"into $ACESTEP_CHECKPOINT_DIR or {DEFAULT_CHECKPOINT_CACHE})")
+    run.add_argument("--lyric-vocab", type=Path, metavar="FILE",
+                     help="lyric tokenizer vocab.json (default: next to the checkpoint, ComfyUI's copy, or downloaded)")
+    run.add_argument("--output", "-o", type=Path, metavar="FILE",
+                     help="audio file (.wav/.flac/.mp3/.ogg) or existing folder (default outputs/output_<time>.wav)")
+    run.add_argument("--save-latents", type=Path, metavar="FILE",
+                     help="also write the final latents (safetensors, key 'latents', float32 [B, 8, 16, T])")
+    run.add_argument("--device", default="auto", metavar="DEVICE",
+                     help="auto | cpu | cuda | cuda:N | mps (default auto)")
+    run.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                     help="auto = bf16 on CUDA, fp32 on CPU/MPS (as upstream)")
+    run.add_argument("--overlapped-decode", action="store_true",
+                     help="decode songs over 48 s in overlapping windows (less memory; upstream flag)")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress or info messages")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m acestep_core`` and the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        plan = plan_run(args)
+        written = execute(plan, quiet=args.quiet)
+    except (AceStepInputError, CheckpointError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    for path in written:
+        print(path)
+    return 0

@@ -1,0 +1,164 @@
+"""Execution for ``python -m acestep_core generate``: a validated :class:`~acestep_core.cli_plan.RunPlan`
+-> files on disk.
+
+Loads the checkpoint (downloading the default one when none is given), tokenizes the prompt, encodes the
+source/reference audio, generates, decodes and writes the audio files with their ``_input_params.json``
+sidecars (+ optional latents). Progress goes to stderr; nothing here validates user input.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .audio_io import AudioInfo
+from .cli_plan import RunPlan
+from .errors import AceStepInputError, CheckpointError
+
+logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name, as before the split
+
+__all__ = ["default_checkpoint_dir", "download_checkpoint", "execute"]
+
+HF_REPO_ID = "ACE-Step/ACE-Step-v1-3.5B"
+DEFAULT_CHECKPOINT_CACHE = "~/.cache/acestep/checkpoints"  # override: ACESTEP_CHECKPOINT_DIR
+DEFAULT_SAMPLE_RATE = 48000  # upstream latents2audio
+
+
+def default_checkpoint_dir() -> Path:
+    """Where the default checkpoint is downloaded: ``$ACESTEP_CHECKPOINT_DIR`` or ``~/.cache/acestep/checkpoints``."""
+    return Path(os.environ.get("ACESTEP_CHECKPOINT_DIR") or DEFAULT_CHECKPOINT_CACHE).expanduser()
+
+
+def download_checkpoint(cache_dir: Path | None = None) -> Path:
+    """``ACE-Step/ACE-Step-v1-3.5B`` from the Hugging Face Hub (cached; huggingface_hub shows a progress bar)."""
+    cache_dir = cache_dir or default_checkpoint_dir()
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:
+        raise CheckpointError("downloading the checkpoint needs huggingface_hub (pip install huggingface_hub), "
+                              "or pass --checkpoint PATH") from e
+    try:  # a complete cached copy needs no network (upstream asks the Hub on every run)
+        return Path(snapshot_download(HF_REPO_ID, cache_dir=str(cache_dir), local_files_only=True))
+    except Exception:  # noqa: BLE001 - any miss means "not cached yet"
+        pass
+    logger.info("downloading %s (~8.3 GB) into %s", HF_REPO_ID, cache_dir)
+    try:
+        return Path(snapshot_download(HF_REPO_ID, cache_dir=str(cache_dir)))
+    except Exception as e:  # noqa: BLE001 - offline, proxy, auth, disk: all end in the same advice
+        raise CheckpointError(f"could not download {HF_REPO_ID} into {cache_dir} ({type(e).__name__}: {e}); "
+                              "check the network, or pass --checkpoint PATH to a downloaded copy") from e
+
+
+def _progress(quiet: bool) -> Any:
+    """A ``callback(StepInfo)`` drawing a tqdm bar (if installed) or log lines on stderr."""
+    if quiet:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    state: dict[str, Any] = {}
+
+    def callback(info: Any) -> None:
+        if tqdm is not None:
+            if "bar" not in state:
+                state["bar"] = tqdm(total=info.total, desc="sampling", unit="step", file=sys.stderr)
+            bar = state["bar"]
+            bar.update(info.step - bar.n)
+            if info.step >= info.total:
+                bar.close()
+        elif info.step == info.total or info.step % max(1, info.total // 10) == 0:
+            logger.info("sampling step %d/%d", info.step, info.total)
+
+    return callback
+
+
+def _encode_audio(codec: Any, info: AudioInfo | None, device: torch.device, what: str) -> torch.Tensor | None:
+    if info is None:
+        return None
+    from .audio_io import read_audio
+
+    audio, sample_rate = read_audio(info.path, what=what)
+    return codec.encode(audio[None].to(device), sample_rate)
+
+
+def _load(plan: RunPlan) -> Any:
+    from .loader import load_checkpoint
+
+    path = plan.checkpoint.expanduser() if plan.checkpoint is not None else download_checkpoint()
+    started = time.perf_counter()
+    model = load_checkpoint(path, device=plan.device, dtype=plan.dtype)
+    logger.info("loaded %s on %s (%s) in %.1f s", path, plan.device, plan.dtype, time.perf_counter() - started)
+    return model
+
+
+def _encoders(model: Any, plan: RunPlan) -> tuple[Any, Any]:
+    """``encode_prompt`` / ``encode_lyrics`` for :func:`acestep_core.pipeline.generate`: text -> ``(ids, mask)``."""
+    from .prompt_tokenizer import PromptTokenizer
+
+    if model.tokenizer is None:
+        raise CheckpointError("the checkpoint carries no UMT5 tokenizer (umt5-base/tokenizer.json); "
+                              "use the full ACE-Step-v1-3.5B folder or ComfyUI's single file")
+    prompt_tokenizer = PromptTokenizer.from_source(model.tokenizer)
+
+    def encode_prompt(text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = prompt_tokenizer(text)
+        return tokens.input_ids, tokens.attention_mask
+
+    def encode_lyrics(text: str) -> tuple[list[int], list[int]]:
+        if text not in plan.lyric_tokens:  # the pipeline only tokenizes the texts planned for
+            raise AceStepInputError(f"lyrics {text[:40]!r} were not tokenized in advance")
+        return plan.lyric_tokens[text]
+
+    return encode_prompt, encode_lyrics
+
+
+def execute(plan: RunPlan, *, quiet: bool = False) -> list[Path]:
+    """Load, generate, decode and write; returns the files written (audio files, then latents)."""
+    from .audio_io import write_audio, write_sidecar
+    from .params_io import record_from_params
+    from .pipeline import generate
+
+    model = _load(plan)
+    encode_prompt, encode_lyrics = _encoders(model, plan)
+    started = time.perf_counter()
+    src_latents = _encode_audio(model.codec, plan.src_audio, plan.device, "--src-audio")
+    ref_latents = _encode_audio(model.codec, plan.ref_audio, plan.device, "--ref-audio")
+    preprocess_s = time.perf_counter() - started
+    result = generate(model, plan.params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
+                      src_latents=src_latents, ref_latents=ref_latents, device=plan.device, dtype=plan.dtype,
+                      callback=_progress(quiet))
+    diffusion_s = time.perf_counter() - started - preprocess_s
+    latents = result.latents.detach().to("cpu", torch.float32).contiguous()  # [B, 8, 16, T]
+    audio = model.codec.decode(latents.to(plan.device), sample_rate=DEFAULT_SAMPLE_RATE,
+                               overlapped=None if plan.overlapped_decode else False)  # [B, 2, N] float32
+    timecosts = {"preprocess": preprocess_s, "diffusion": diffusion_s,
+                 "latent2audio": time.perf_counter() - started - preprocess_s - diffusion_s}
+    written: list[Path] = []
+    for index, path in enumerate(plan.outputs):
+        record = record_from_params(
+            result.params, audio_format=plan.audio_format, actual_seeds=result.params["actual_seeds"],
+            retake_seeds=result.params.get("retake_seeds"), timecosts=timecosts,
+            src_audio_path=plan.src_audio.path if plan.src_audio else None,
+            ref_audio_input=plan.ref_audio.path if plan.ref_audio else None, audio_path=path)
+        write_audio(path, audio[index], DEFAULT_SAMPLE_RATE, metadata=record)
+        write_sidecar(path, record)
+        written.append(path)
+    if plan.save_latents is not None:
+        written.append(_save_latents(plan.save_latents, latents))
+    return written
+
+
+def _save_latents(path: Path, latents: torch.Tensor) -> Path:
+    from safetensors.torch import save_file
+
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"latents": latents}, str(path), metadata={"format": "acestep-v1 latents [B, 8, 16, T]"})
+    return path

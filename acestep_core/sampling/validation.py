@@ -1,0 +1,180 @@
+"""Checks of generation parameters and latents, run before any model work (what / why / how to fix).
+
+Upstream ``ACEStepPipeline.__call__`` checks almost nothing; every check here is listed under DIVERGENCES
+in :mod:`acestep_core.pipeline`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..errors import AceStepInputError, check_latent_shape
+from .loop import CFG_TYPES
+from .noise import parse_seeds
+from .schedule import SCHEDULERS, parse_oss_steps, seconds_to_frames
+from .tasks import check_extend
+
+TASKS = ("text2music", "retake", "repaint", "extend", "edit", "audio2audio")
+SOURCE_TASKS = ("repaint", "extend", "edit")
+MAX_DURATION_S = 240.0  # upstream's longest generation window (2583 latent frames)
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise AceStepInputError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _in_unit(name: str, value: Any, meaning: str) -> None:
+    if not 0.0 <= _number(name, value) <= 1.0:
+        raise AceStepInputError(f"{name}: expected a value in [0, 1] ({meaning}), got {value!r}")
+
+
+def _int_at_least(name: str, value: Any, low: int, meaning: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise AceStepInputError(f"{name}: expected an integer >= {low} ({meaning}), got {value!r}")
+
+
+def _check_seeds(name: str, seeds: Any, batch_size: int) -> None:
+    try:
+        parsed = parse_seeds(seeds)
+    except ValueError as err:
+        raise AceStepInputError(f"{name}: cannot read {seeds!r} as seeds ({err}); use an int, a list of ints "
+                                "or a string like '12,34'") from err
+    if parsed is None and seeds is not None and not (isinstance(seeds, (list, tuple)) and len(seeds) == 0):
+        raise AceStepInputError(f"{name}: cannot read {seeds!r} as seeds; use an int, a list of ints, a string "
+                                "like '12,34', or None for random seeds")
+    values = parsed if isinstance(parsed, list) else [] if parsed is None else [parsed]
+    for seed in values:
+        if not 0 <= seed < 2**64:
+            raise AceStepInputError(f"{name}: seed {seed} is outside [0, 2**64)")
+    if isinstance(parsed, list) and len(parsed) != batch_size:
+        raise AceStepInputError(f"{name}: {len(parsed)} seeds for batch_size {batch_size}; give one seed per "
+                                "batch item, or a single int for all items")
+
+
+def _check_names(p: Any) -> None:
+    if p.scheduler_type not in SCHEDULERS:
+        raise AceStepInputError(f"scheduler_type: unknown {p.scheduler_type!r}; choose one of {list(SCHEDULERS)}")
+    if p.cfg_type not in CFG_TYPES:
+        raise AceStepInputError(f"cfg_type: unknown {p.cfg_type!r}; choose one of {list(CFG_TYPES)}")
+    if p.task not in TASKS:
+        raise AceStepInputError(f"task: unknown {p.task!r}; choose one of {list(TASKS)}")
+    if not isinstance(p.prompt, str):
+        raise AceStepInputError(f"prompt: expected a string (may be empty), got {type(p.prompt).__name__}")
+    for name in ("lyrics", "edit_target_prompt", "edit_target_lyrics"):
+        if getattr(p, name) is not None and not isinstance(getattr(p, name), str):
+            raise AceStepInputError(f"{name}: expected a string or None, got {type(getattr(p, name)).__name__}")
+
+
+def _check_duration(p: Any) -> None:
+    duration = _number("audio_duration", p.audio_duration)
+    if duration <= 0:
+        raise AceStepInputError(f"audio_duration: {duration} s; pass a length in seconds in (0, 240] "
+                                "(upstream would pick a random 30-240 s for values <= 0; here pick one yourself)")
+    if duration > MAX_DURATION_S:
+        raise AceStepInputError(f"audio_duration: {duration} s is longer than the model's 240 s window; generate "
+                                "<= 240 s and lengthen it with task='extend'")
+    if seconds_to_frames(duration) < 1:
+        raise AceStepInputError(f"audio_duration: {duration} s is shorter than one latent frame (0.093 s)")
+
+
+def _check_oss(p: Any) -> None:
+    try:
+        oss = parse_oss_steps(p.oss_steps)
+    except (TypeError, ValueError) as err:
+        raise AceStepInputError(f"oss_steps: cannot read {p.oss_steps!r}; expected 1-based step numbers like "
+                                "'16, 29, 52'") from err
+    if any(step < 1 for step in oss):
+        raise AceStepInputError(f"oss_steps: step numbers are 1-based and must be >= 1, got {oss}")
+    if oss and p.scheduler_type == "heun":
+        raise AceStepInputError("oss_steps cannot be used with scheduler_type='heun' (Heun has no custom-sigma "
+                                "schedule); use 'euler' or 'pingpong', or clear oss_steps")
+
+
+def _check_windows(p: Any) -> None:
+    start, end = _number("repaint_start", p.repaint_start), _number("repaint_end", p.repaint_end)
+    if p.task == "repaint" and not 0 <= start < end:
+        raise AceStepInputError(f"repaint window [{start}, {end}] s: expected 0 <= repaint_start < repaint_end "
+                                "inside the source audio (to add audio before/after it, use task='extend')")
+    if p.task == "extend" and start > 0:
+        raise AceStepInputError(f"extend: repaint_start = {start} s means a negative left extension; use "
+                                "repaint_start = -(seconds to add on the left) or 0")
+    if p.task == "edit":
+        _in_unit("edit_n_min", p.edit_n_min, "fraction of the steps where editing starts")
+        _in_unit("edit_n_max", p.edit_n_max, "fraction of the steps where editing stops")
+        if p.edit_n_min > p.edit_n_max:
+            raise AceStepInputError(f"edit_n_min ({p.edit_n_min}) must not exceed edit_n_max ({p.edit_n_max})")
+        _int_at_least("edit_n_avg", p.edit_n_avg, 1, "noise draws averaged per edit step")
+
+
+def validate_params(p: Any) -> None:
+    """Raise :class:`AceStepInputError` for the first bad value of a ``GenerationParams``."""
+    _check_names(p)
+    _check_duration(p)
+    _int_at_least("infer_step", p.infer_step, 1, "number of sampling steps")
+    _int_at_least("batch_size", p.batch_size, 1, "items generated at once")
+    for name in ("guidance_scale", "omega_scale", "min_guidance_scale", "guidance_scale_text",
+                 "guidance_scale_lyric"):
+        _number(name, getattr(p, name))
+    _in_unit("guidance_interval", p.guidance_interval, "fraction of the steps that get guidance")
+    _in_unit("guidance_interval_decay", p.guidance_interval_decay, "how far the scale decays toward the minimum")
+    _in_unit("retake_variance", p.retake_variance, "0 = keep, 1 = new noise")
+    _in_unit("ref_audio_strength", p.ref_audio_strength, "1 = stay at the reference")
+    for name in ("use_erg_tag", "use_erg_lyric", "use_erg_diffusion", "audio2audio_enable"):
+        if not isinstance(getattr(p, name), bool):
+            raise AceStepInputError(f"{name}: expected True or False, got {getattr(p, name)!r}")
+    _check_seeds("manual_seeds", p.manual_seeds, p.batch_size)
+    _check_seeds("retake_seeds", p.retake_seeds, p.batch_size)
+    _check_oss(p)
+    _check_windows(p)
+
+
+def _steps_that_run(p: Any) -> tuple[int, int]:
+    """(n_min, loop length) of a repaint / extend loop."""
+    oss = parse_oss_steps(p.oss_steps)
+    base = max(oss) if oss else p.infer_step
+    length = len(oss) if oss else (2 * p.infer_step - 1 if p.scheduler_type == "heun" else p.infer_step)
+    return int(base * (1 - p.retake_variance)), length
+
+
+def _check_source_window(p: Any, task: str, src_frames: int) -> None:
+    start_frame, end_frame = seconds_to_frames(p.repaint_start), seconds_to_frames(p.repaint_end)
+    if task == "repaint":
+        if end_frame > src_frames:
+            raise AceStepInputError(f"repaint_end {p.repaint_end} s is past the end of the source "
+                                    f"({src_frames} frames); to add audio after it, use task='extend'")
+        if end_frame <= start_frame:
+            raise AceStepInputError(f"repaint window [{p.repaint_start}, {p.repaint_end}] s is shorter than one "
+                                    "latent frame (0.093 s); widen it")
+    else:
+        if start_frame >= 0 and end_frame <= src_frames:
+            raise AceStepInputError(f"extend: [{p.repaint_start}, {p.repaint_end}] s extends nothing (source "
+                                    f"{src_frames} frames); use repaint_start < 0 and/or repaint_end past the end")
+        check_extend(src_frames, start_frame, end_frame)
+    whole = task == "repaint" and end_frame - start_frame == src_frames
+    n_min, length = _steps_that_run(p)
+    if not whole and n_min >= length:
+        raise AceStepInputError(f"retake_variance {p.retake_variance}: no sampling step would run "
+                                f"(first step {n_min} of {length}); use a larger retake_variance")
+
+
+def check_tensors(p: Any, task: str, src: torch.Tensor | None, ref: torch.Tensor | None) -> None:
+    """Which latents each task needs, and the repaint / extend windows against the source length."""
+    if task in SOURCE_TASKS and src is None:
+        raise AceStepInputError(f"task '{task}' needs src_latents (encode the source audio with AudioCodec.encode)")
+    if src is not None and task not in SOURCE_TASKS:
+        raise AceStepInputError(f"src_latents are only used by tasks {list(SOURCE_TASKS)}, not '{task}'")
+    if task == "audio2audio" and ref is None:
+        raise AceStepInputError("audio2audio needs ref_latents (encode the reference audio with AudioCodec.encode)")
+    if ref is not None and not p.audio2audio_enable:
+        raise AceStepInputError("ref_latents given but audio2audio_enable is False; set it to True or drop them")
+    for name, latents in (("src_latents", src), ("ref_latents", ref)):
+        if latents is not None:
+            check_latent_shape(latents, channels=8, height=16, name=name)
+    if task in ("repaint", "extend"):
+        assert src is not None
+        _check_source_window(p, task, int(src.shape[-1]))
