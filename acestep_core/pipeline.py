@@ -26,9 +26,11 @@ DIVERGENCES from upstream (every deliberate difference; everything else matches 
 4. ``edit_target_prompt`` / ``edit_target_lyrics`` = ``None`` mean "same as the source" (upstream crashes;
    its UI copies the source). ``lyrics=None`` means no lyrics.
 5. Source / reference latents with batch 1 are expanded to ``batch_size``.
-6. FlowEdit with PingPong: upstream keeps the edited latents in float32 after the first PingPong update and
-   feeds them to the model, which fails with a bf16 model; the model input is cast to the model dtype (no
-   change in float32).
+6. FlowEdit with PingPong: upstream computes the edit-phase update but never assigns it (the edit phase is a
+   no-op); here it is applied (the PingPong step noise is still drawn, so the target phase's random stream is
+   unchanged). ``generate(..., upstream_bugs=True)`` reproduces the bug (the ``edit_remix_pingpong`` golden).
+   Upstream also keeps the edited latents in float32 after the first PingPong update and feeds them to the
+   model, which fails with a bf16 model; the model input is cast to the model dtype (no change in float32).
 7. ERG is computed with explicit query scales instead of forward hooks, and the ERG-tag prompt states are
    only computed when they are used (ERG-lyric on); numbers are unchanged.
 
@@ -36,9 +38,8 @@ Kept upstream quirks (pinned by the goldens or part of the model's behaviour): d
 shift, audio2audio noise-level mismatch, the Heun guidance window computed from N over 2N - 1 iterations,
 Heun / PingPong replaced by masked Euler updates in repaint / extend, the left-extended timeline of
 ``repaint_end`` when extending both sides (pinned by ``extend_both``), a whole-track repaint behaving as a
-retake, the FlowEdit + PingPong edit phase that never updates (pinned by ``edit_remix_pingpong``), batch
-coupling (omega mean over the batch, PingPong noise from generator 0), the repaint / audio2audio step count
-taken from ``max(oss_steps)``.
+retake, batch coupling (omega mean over the batch, PingPong noise from generator 0), the repaint /
+audio2audio step count taken from ``max(oss_steps)``.
 
 Seeds: same seed, same noise as upstream. Generators are per batch item on ``generator_device`` (CPU ones
 reproduce the CPU goldens, CUDA ones upstream's GPU runs), drawn in upstream's order. Source / reference
@@ -185,7 +186,8 @@ def _record(params: GenerationParams, task: str, seeds: list[int], retake_seeds:
 
 def _run_edit(model: Any, params: GenerationParams, src: torch.Tensor, encode_prompt: TokenizeFn,
               encode_lyrics: TokenizeFn, retake_generators: list[torch.Generator], progress_args: dict[str, Any],
-              device: torch.device, dtype: torch.dtype, trace: Callable[..., None] | None) -> torch.Tensor:
+              device: torch.device, dtype: torch.dtype, trace: Callable[..., None] | None,
+              upstream_bugs: bool) -> torch.Tensor:
     batch = params.batch_size
     target_prompt = params.prompt if params.edit_target_prompt is None else params.edit_target_prompt
     target_lyrics = (params.lyrics or "") if params.edit_target_lyrics is None else params.edit_target_lyrics
@@ -198,7 +200,7 @@ def _run_edit(model: Any, params: GenerationParams, src: torch.Tensor, encode_pr
     source = build_edit_conditions(model.transformer, src_prompt, src_lyrics, doubled=do_cfg)
     target = build_edit_conditions(model.transformer, tar_prompt, tar_lyrics, doubled=do_cfg)
     config = EditConfig(params.guidance_scale, params.edit_n_min, params.edit_n_max, params.edit_n_avg, do_cfg,
-                        pingpong=params.scheduler_type == "pingpong")
+                        pingpong=params.scheduler_type == "pingpong", upstream_pingpong_bug=upstream_bugs)
     schedule = flow_schedule(params.infer_step, "euler")
     first, _ = edit_phase_bounds(params.infer_step, config)
     progress = Progress(params.infer_step - first, **progress_args)
@@ -212,7 +214,8 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
              device: torch.device | str | None = None, dtype: torch.dtype | None = None,
              callback: Callable[[StepInfo], None] | None = None, should_stop: Callable[[], bool] | None = None,
              generator_device: str | torch.device | None = None,
-             trace: Callable[[int, str, torch.Tensor], None] | None = None) -> GenerationResult:
+             trace: Callable[[int, str, torch.Tensor], None] | None = None,
+             upstream_bugs: bool = False) -> GenerationResult:
     """Run one ACE-Step v1 generation and return its latents.
 
     Args:
@@ -229,6 +232,8 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
         generator_device: where the per-item seed generators live (default: ``device``). ``"cpu"`` gives the
             same noise on every device (the CPU goldens); ``"cuda"`` matches upstream GPU runs.
         trace: debugging hook ``trace(step, name, tensor)`` (noise draws and scheduler step tensors).
+        upstream_bugs: reproduce the upstream bugs this module fixes where a golden pins them (currently the
+            FlowEdit + PingPong edit phase that never updates, DIVERGENCES item 6).
     """
     params.validate()
     task = "audio2audio" if params.audio2audio_enable and ref_latents is not None else params.task
@@ -249,7 +254,7 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
     if task == "edit":
         assert src is not None
         latents = _run_edit(model, params, src, encode_prompt, encode_lyrics, retake_generators, progress_args,
-                            device, dtype, trace)
+                            device, dtype, trace, upstream_bugs)
     else:
         prompt, lyrics = _encode(encode_prompt, encode_lyrics, model.text_encoder, params.prompt,
                                  params.lyrics or "", batch=batch, device=device, dtype=dtype,

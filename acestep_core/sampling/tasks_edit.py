@@ -8,8 +8,10 @@ omega); all noise comes from the retake generators. Edit phase ``int(N n_min) <=
 edited latent follows the averaged difference of target and source velocities; afterwards plain target
 sampling from the edited latent re-noised to that level.
 
-Kept upstream quirk (pinned by the ``edit_remix_pingpong`` golden): with the PingPong scheduler the edit-phase
-update is computed but never applied upstream, so the edit phase only consumes noise; it is reproduced here.
+Fixed upstream bug: with the PingPong scheduler upstream computes the edit-phase update but never applies it,
+so the edit phase is a no-op. Here the edit phase always applies its (Euler, FlowEdit) update; the PingPong step
+noise is still drawn so the random stream of the target phase stays upstream's. ``EditConfig.upstream_pingpong_bug``
+reproduces the bug (the ``edit_remix_pingpong`` golden was recorded with it).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class EditConfig:
     n_avg: int
     do_cfg: bool
     pingpong: bool
+    upstream_pingpong_bug: bool = False  # True: PingPong edit phase computes but discards its update (upstream)
 
 
 def edit_phase_bounds(num_steps: int, config: EditConfig) -> tuple[int, int]:
@@ -101,9 +104,9 @@ def run_flowedit(transformer: Any, source: ConditionSet, target: ConditionSet, s
                 v_src = v_source(z_src, t, momentum_src)
                 delta += (1 / config.n_avg) * (v_target(z_tar, t, None) - v_src)
             z_edit = z_edit.to(torch.float32)
-            if config.pingpong:  # upstream draws the step noise but never assigns the update
+            if config.pingpong:  # upstream draws a PingPong step noise here (and, as a bug, drops the update)
                 draw_normal(z_edit, generators[0], dtype=z_edit.dtype)
-            else:
+            if not (config.pingpong and config.upstream_pingpong_bug):
                 z_edit = (z_edit + (sigma_next - sigma) * delta).to(dtype)
         else:
             if index == last:

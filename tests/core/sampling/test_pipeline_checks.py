@@ -229,3 +229,17 @@ def test_extend_both_sides_past_240s_is_refused() -> None:
                      retake_variance=1.0)
     with pytest.raises(AceStepInputError, match="one side"):
         _run(params, Untouchable(), src_latents=src)
+
+
+def test_flowedit_pingpong_edit_phase_updates() -> None:
+    """DIVERGENCES 6: with only an edit phase (n_max 1) the edit update is Euler whatever the scheduler, so the
+    fixed PingPong result equals the Euler one (to float32 rounding: the PingPong branch keeps z_edit in float32
+    layout-converted buffers); upstream's bug (upstream_bugs=True) returns the source unchanged."""
+    params = replace(BASE, task="edit", edit_n_min=0.25, edit_n_max=1.0, edit_target_prompt="jazz")
+    euler = _run(params, src_latents=SRC).latents
+    pingpong = _run(replace(params, scheduler_type="pingpong"), src_latents=SRC).latents
+    torch.testing.assert_close(pingpong, euler)
+    assert (euler - SRC.to(euler)).abs().max() > 1e-4  # the stub moves every element by ~8e-4
+    buggy = generate(_stub_model(), replace(params, scheduler_type="pingpong"), encode_prompt=_tokens,
+                     encode_lyrics=_tokens, src_latents=SRC, upstream_bugs=True).latents
+    torch.testing.assert_close(buggy, SRC.to(buggy), rtol=0, atol=0)
