@@ -1,0 +1,275 @@
+"""The one door to ComfyUI services, with a standalone fallback (the only module importing ComfyUI).
+
+Inside ComfyUI (``comfy.model_management`` and ``folder_paths`` importable):
+
+* devices / dtypes from ``comfy.model_management`` (``get_torch_device``, ``unet_offload_device``,
+  ``intermediate_device``, ``unet_dtype``); layers are built with ``comfy.ops.manual_cast``;
+* every big module is a ``comfy.model_patcher.ModelPatcher``, loaded with ``load_models_gpu`` before use
+  (the codec with ``force_full_load``, like ComfyUI's own audio VAE) and left to ComfyUI's memory manager after;
+* progress through ``comfy.utils.ProgressBar``; interrupts through ``processing_interrupted`` /
+  ``throw_exception_if_processing_interrupted``;
+* model folders through ``folder_paths`` (``checkpoints`` plus a registered ``ace_step`` type, so
+  ``extra_model_paths.yaml`` entries work); outputs in ``folder_paths.get_output_directory()``.
+
+Standalone (no ComfyUI, or ``ACESTEP_NODES_STANDALONE=1``): cuda if available else cpu, ``torch.nn`` layers, a
+plain :class:`Holder` instead of ModelPatcher (moved to the device before use, back after), progress to
+``logging``, an interrupt flag (:func:`request_interrupt`), folders from ``$ACESTEP_MODELS_DIR``
+(``checkpoints/`` and ``ace_step/`` inside; default ``~/.cache/acestep/models``) and ``$ACESTEP_OUTPUT_DIR``
+(default ``<tmp>/acestep_output``). Nothing is imported or registered at module import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+ACE_STEP_FOLDER = "ace_step"
+CHECKPOINTS_FOLDER = "checkpoints"
+STANDALONE_ENV = "ACESTEP_NODES_STANDALONE"
+MODELS_DIR_ENV = "ACESTEP_MODELS_DIR"
+OUTPUT_DIR_ENV = "ACESTEP_OUTPUT_DIR"
+_interrupt = threading.Event()
+
+
+@cache
+def _comfy() -> Any:
+    """``(model_management, folder_paths)`` or ``None`` outside ComfyUI (imported on first use only)."""
+    try:
+        import comfy.model_management as mm
+        import folder_paths
+    except Exception:  # noqa: BLE001 - any failure means "not inside ComfyUI"
+        return None
+    return mm, folder_paths
+
+
+def comfy_available() -> bool:
+    """True inside a ComfyUI process (unless ``$ACESTEP_NODES_STANDALONE`` is set)."""
+    if os.environ.get(STANDALONE_ENV, "") not in ("", "0"):
+        return False
+    return _comfy() is not None
+
+
+# ----------------------------------------------------------------------------------------- devices, dtypes
+def load_device() -> torch.device:
+    """Where models compute."""
+    if comfy_available():
+        return _comfy()[0].get_torch_device()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def offload_device() -> torch.device:
+    """Where idle models live (and where weights are first loaded)."""
+    if comfy_available():
+        return _comfy()[0].unet_offload_device()
+    return torch.device("cpu")
+
+
+def intermediate_device() -> torch.device:
+    """Where node outputs (latents, audio) live."""
+    if comfy_available():
+        return _comfy()[0].intermediate_device()
+    return torch.device("cpu")
+
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def resolve_dtype(choice: str) -> torch.dtype:
+    """``auto`` -> ComfyUI's pick among bf16/fp32 (bf16 on CUDA, fp32 on CPU standalone); else the named dtype."""
+    if choice != "auto":
+        return DTYPES[choice]
+    if comfy_available():
+        return _comfy()[0].unet_dtype(supported_dtypes=[torch.bfloat16, torch.float32])
+    return torch.bfloat16 if load_device().type == "cuda" else torch.float32
+
+
+def model_ops() -> Any:
+    """Layer namespace for the core modules: ``comfy.ops.manual_cast`` (low-VRAM streaming) or ``torch.nn``."""
+    if comfy_available():
+        import comfy.ops
+
+        return comfy.ops.manual_cast
+    from acestep_core.ops import DEFAULT_OPS
+
+    return DEFAULT_OPS
+
+
+# ------------------------------------------------------------------------------------------------ models
+class Holder:
+    """Standalone stand-in for ModelPatcher: the module plus its load / offload devices."""
+
+    def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device) -> None:
+        self.model = model
+        self.load_device = load_device
+        self.offload_device = offload_device
+
+
+@dataclass
+class ModelHandle:
+    """One big component (transformer, text encoder, codec) under the host's memory management."""
+
+    patcher: Any  # comfy ModelPatcher or Holder
+    force_full_load: bool = False
+
+    @property
+    def module(self) -> Any:
+        return self.patcher.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.patcher.load_device
+
+
+def wrap_module(module: torch.nn.Module, *, force_full_load: bool = False) -> ModelHandle:
+    """Wrap a core module: a ``ModelPatcher`` in ComfyUI, a :class:`Holder` standalone."""
+    if comfy_available():
+        import comfy.model_patcher
+
+        patcher = comfy.model_patcher.ModelPatcher(module, load_device=load_device(),
+                                                   offload_device=offload_device())
+        return ModelHandle(patcher, force_full_load)
+    return ModelHandle(Holder(module, load_device(), offload_device()), force_full_load)
+
+
+def load_models(handles: list[ModelHandle]) -> None:
+    """Put the models on their compute device before use (ComfyUI may evict or partially load others)."""
+    if comfy_available():
+        mm = _comfy()[0]
+        partial = [h.patcher for h in handles if not h.force_full_load]
+        full = [h.patcher for h in handles if h.force_full_load]
+        if partial:
+            mm.load_models_gpu(partial)
+        if full:
+            mm.load_models_gpu(full, force_full_load=True)
+        return
+    for handle in handles:
+        handle.patcher.model.to(handle.patcher.load_device)
+
+
+def release_models(handles: list[ModelHandle]) -> None:
+    """After use: ComfyUI keeps managing them (cache emptied); standalone moves them back to the offload device."""
+    if comfy_available():
+        _comfy()[0].soft_empty_cache()
+        return
+    for handle in handles:
+        if handle.patcher.load_device != handle.patcher.offload_device:
+            handle.patcher.model.to(handle.patcher.offload_device)
+
+
+# -------------------------------------------------------------------------------------- progress, interrupt
+class ProgressBar:
+    """``update(step, total)``: ComfyUI's progress bar, or a log line every ~10 % standalone."""
+
+    def __init__(self, total: int, node_id: str | None = None) -> None:
+        self.total = total
+        self._bar = None
+        if comfy_available():
+            import comfy.utils
+
+            try:
+                self._bar = comfy.utils.ProgressBar(total, node_id=node_id)
+            except TypeError:  # older ComfyUI without node_id
+                self._bar = comfy.utils.ProgressBar(total)
+
+    def update(self, step: int, total: int | None = None) -> None:
+        total = total or self.total
+        if self._bar is not None:
+            self._bar.update_absolute(step, total)
+        elif step == total or step % max(1, total // 10) == 0:
+            logger.info("ACE-Step sampling step %d/%d", step, total)
+
+
+def interrupt_requested() -> bool:
+    """True once the user asked to stop (ComfyUI's interrupt, or :func:`request_interrupt` standalone)."""
+    if comfy_available():
+        return bool(_comfy()[0].processing_interrupted())
+    return _interrupt.is_set()
+
+
+def request_interrupt(value: bool = True) -> None:
+    """Standalone: set (or clear) the interrupt flag."""
+    if value:
+        _interrupt.set()
+    else:
+        _interrupt.clear()
+
+
+def raise_interrupted(cause: BaseException) -> None:
+    """Re-raise a stop as the host expects it (ComfyUI: ``InterruptProcessingException``)."""
+    if comfy_available():
+        _comfy()[0].throw_exception_if_processing_interrupted()
+    _interrupt.clear()
+    raise cause
+
+
+# ------------------------------------------------------------------------------------------------ folders
+def _standalone_models_dir() -> Path:
+    return Path(os.environ.get(MODELS_DIR_ENV) or "~/.cache/acestep/models").expanduser()
+
+
+@cache
+def _register_ace_step_folder() -> None:
+    """Register ``models/ace_step`` with folder_paths (keeps entries added by ``extra_model_paths.yaml``)."""
+    folder_paths = _comfy()[1]
+    default = os.path.join(folder_paths.models_dir, ACE_STEP_FOLDER)
+    if ACE_STEP_FOLDER in folder_paths.folder_names_and_paths:
+        folder_paths.add_model_folder_path(ACE_STEP_FOLDER, default)
+    else:
+        folder_paths.folder_names_and_paths[ACE_STEP_FOLDER] = ([default], folder_paths.supported_pt_extensions)
+
+
+def model_folders(kind: str) -> list[Path]:
+    """Folders of a model type (``checkpoints`` or ``ace_step``), existing or not."""
+    if comfy_available():
+        if kind == ACE_STEP_FOLDER:
+            _register_ace_step_folder()
+        return [Path(p) for p in _comfy()[1].get_folder_paths(kind)]
+    return [_standalone_models_dir() / kind]
+
+
+def checkpoint_files() -> list[str]:
+    """Names of the files in the checkpoints folders (relative, ``/``-separated), as ComfyUI lists them."""
+    if comfy_available():
+        return list(_comfy()[1].get_filename_list(CHECKPOINTS_FOLDER))
+    names = []
+    for root in model_folders(CHECKPOINTS_FOLDER):
+        if root.is_dir():
+            names += [p.relative_to(root).as_posix() for p in root.rglob("*.safetensors") if p.is_file()]
+    return sorted(names)
+
+
+def checkpoint_file_path(name: str) -> Path | None:
+    """Full path of a checkpoints-folder file name, or None."""
+    if comfy_available():
+        path = _comfy()[1].get_full_path(CHECKPOINTS_FOLDER, name)
+        return Path(path) if path else None
+    for root in model_folders(CHECKPOINTS_FOLDER):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def output_directory() -> Path:
+    """Where saved audio goes."""
+    if comfy_available():
+        return Path(_comfy()[1].get_output_directory())
+    return Path(os.environ.get(OUTPUT_DIR_ENV) or Path(tempfile.gettempdir()) / "acestep_output").expanduser()
+
+
+def comfyui_root() -> Path | None:
+    """The ComfyUI code folder (holding ``comfy/``, for its bundled lyric vocabulary), None standalone.
+
+    Not ``folder_paths.base_path``: ``--base-directory`` moves that away from the code."""
+    if comfy_available():
+        return Path(_comfy()[0].__file__).resolve().parents[1]  # <root>/comfy/model_management.py
+    return None

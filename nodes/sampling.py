@@ -1,0 +1,247 @@
+"""Sampler and flow-edit nodes: widgets + guidance options + conditioning + latent -> ``GenerationParams`` ->
+:func:`acestep_core.pipeline.generate` -> LATENT.
+
+Task mapping of the sampler (from the latent it is given):
+
+=========================================  ======================================================
+latent                                      task
+=========================================  ======================================================
+empty (all zeros), ``retake_variance`` = 0  text2music (duration = latent length)
+empty, ``retake_variance`` > 0              retake (variation of the song ``seed`` gives)
+marked by the Repaint Window node           repaint (window + variance from the marker)
+marked by the Extend Latent node            extend (source = the latent without its padding)
+holding audio, unmarked                     audio2audio (``audio2audio_strength`` = ref_audio_strength)
+=========================================  ======================================================
+
+Seeds: ``seed`` for item 0, ``seed + i`` for item i, unless ``seeds`` lists one seed per item (comma list).
+Retake seeds (retake / repaint / extend): ``retake_seeds`` list, else ``seed + 1 + i``. Flow-edit uses the
+seed list as its noise seeds (upstream's retake seeds). The output LATENT carries the upstream generation record
+under ``acestep_params`` (actual seeds included) for the save node.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from . import comfy_adapter as adapter
+from .conditioning import GUIDANCE_DEFAULTS
+from .latent import has_audio, read_latent
+from .types import CATEGORY, CONDITIONING, GUIDANCE, LATENT, LATENT_TYPE, MODEL, PARAMS_KEY, TASK_KEY
+
+SCHEDULERS = ["euler", "heun", "pingpong"]
+CFG_TYPES = ["apg", "cfg", "cfg_star"]
+SEED_MAX = 2**32 - 1
+
+
+def parse_seed_list(text: str, batch: int, name: str) -> list[int] | None:
+    """``"1, 2, 3"`` -> one seed per batch item (a single seed is used for every item); ``""`` -> None."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        seeds = [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError as e:
+        raise ValueError(f"{name}: cannot read {text!r} as seeds; write integers separated by commas") from e
+    if len(seeds) == 1:
+        seeds = seeds * batch
+    if len(seeds) != batch or any(not 0 <= s <= SEED_MAX for s in seeds):
+        raise ValueError(f"{name}: {len(seeds)} seed(s) for a batch of {batch}; give one seed per batch item "
+                         f"(or one for all), each in [0, {SEED_MAX}]")
+    return seeds
+
+
+def _check_conditioning(conditioning: Any, name: str) -> dict[str, Any]:
+    if not isinstance(conditioning, dict) or "prompt_tokens" not in conditioning:
+        raise ValueError(f"{name}: expected the output of 'ACE-Step v1 Text Encode' (ACESTEP_CONDITIONING)")
+    return conditioning
+
+
+def _encoders(*conditionings: dict[str, Any]) -> tuple[Any, Any]:
+    from acestep_core.session import token_lookup
+
+    prompts = {c["prompt"]: c["prompt_tokens"] for c in conditionings}
+    lyrics = {c["lyrics"]: c["lyric_tokens"] for c in conditionings if c["lyric_tokens"] is not None}
+    return token_lookup(prompts, "prompt"), token_lookup(lyrics, "lyrics")
+
+
+def _guidance_fields(guidance: dict[str, Any] | None) -> dict[str, Any]:
+    options = {**GUIDANCE_DEFAULTS, **(guidance or {})}
+    oss = options.pop("oss_steps")
+    return {**options, "oss_steps": oss.strip() or None if isinstance(oss, str) else oss}
+
+
+def _task_fields(latent: dict[str, Any], samples: torch.Tensor, retake_variance: float,
+                 audio2audio_strength: float) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
+    """``GenerationParams`` task fields + (src_latents, ref_latents) for the mapping in the module docstring."""
+    from acestep_core.session import extend_window_for_frames, frames_to_duration
+
+    marker = latent.get(TASK_KEY)
+    frames = samples.shape[-1]
+    if marker is not None and marker.get("task") == "repaint":
+        return ({"task": "repaint", "repaint_start": marker["start_s"], "repaint_end": marker["end_s"],
+                 "retake_variance": marker["variance"], "audio_duration": frames_to_duration(frames)}, samples, None)
+    if marker is not None and marker.get("task") == "extend":
+        left, right = marker["left_frames"], marker["right_frames"]
+        src = samples[..., left:frames - right]
+        start, end = extend_window_for_frames(src.shape[-1], marker["left_s"], marker["right_s"])
+        return ({"task": "extend", "repaint_start": start, "repaint_end": end, "retake_variance": marker["variance"],
+                 "audio_duration": frames_to_duration(src.shape[-1])}, src, None)
+    if marker is not None:
+        raise ValueError(f"latent: unknown ACE-Step task marker {marker!r}")
+    if has_audio(samples):
+        return ({"task": "text2music", "audio2audio_enable": True, "ref_audio_strength": audio2audio_strength,
+                 "audio_duration": frames_to_duration(frames)}, None, samples)
+    fields = {"task": "retake" if retake_variance > 0 else "text2music", "audio_duration": frames_to_duration(frames)}
+    if retake_variance > 0:
+        fields["retake_variance"] = retake_variance
+    return fields, None, None
+
+
+def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[str, Any]],
+                   src: torch.Tensor | None, ref: torch.Tensor | None, node_id: str | None) -> dict[str, Any]:
+    """Validate, load the models, generate with progress + interrupt, and wrap the result as a LATENT."""
+    from acestep_core.pipeline import GenerationInterrupted, GenerationParams, generate
+
+    params = GenerationParams(**fields)
+    params.validate()
+    encode_prompt, encode_lyrics = _encoders(*conditionings)
+    handles = [model.transformer, model.text_encoder]
+    adapter.load_models(handles)
+    device = model.transformer.device
+    bar = adapter.ProgressBar(params.infer_step, node_id)
+    try:
+        result = generate(SimpleNamespace(transformer=model.transformer.module, text_encoder=model.text_encoder.module),
+                          params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
+                          src_latents=None if src is None else src.to(device),
+                          ref_latents=None if ref is None else ref.to(device), device=device, dtype=model.dtype,
+                          callback=lambda info: bar.update(info.step, info.total),
+                          should_stop=adapter.interrupt_requested)
+    except GenerationInterrupted as e:
+        adapter.raise_interrupted(e)
+        raise
+    finally:
+        adapter.release_models(handles)
+    samples = result.latents.to(adapter.intermediate_device(), torch.float32)
+    return {"samples": samples, "type": LATENT_TYPE, PARAMS_KEY: result.params}
+
+
+def _common_inputs() -> dict[str, Any]:
+    return {
+        "seed": ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True,
+                         "tooltip": "Noise seed of the first batch item (item i uses seed + i)."}),
+        "steps": ("INT", {"default": 60, "min": 1, "max": 1000, "tooltip": "Sampling steps (original app: 60)."}),
+        "guidance_scale": ("FLOAT", {"default": 15.0, "min": 0.0, "max": 200.0, "step": 0.1,
+                                     "tooltip": "Classifier-free guidance scale (original app: 15; <= 1 = off)."}),
+    }
+
+
+class AceStepV1Sampler:
+    """Generate with ACE-Step v1: text2music, retake, repaint, extend or audio2audio, chosen by the latent
+    (see the table in the module docstring)."""
+
+    TITLE = "ACE-Step v1 Sampler"
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (LATENT,)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("Generated audio LATENT (with the generation record for the save node).",)
+    FUNCTION = "sample"
+    DESCRIPTION = __doc__
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI API name
+        return {"required": {
+            "model": (MODEL, {"tooltip": "The ACE-Step v1 model."}),
+            "conditioning": (CONDITIONING, {"tooltip": "Tags + lyrics from 'ACE-Step v1 Text Encode'."}),
+            "latent": (LATENT, {"tooltip": (
+                "Empty latent = text2music (or retake); repaint/extend-marked latent = repaint/extend; a latent "
+                "holding audio = audio2audio.")}),
+            **_common_inputs(),
+            "scheduler": (SCHEDULERS, {"default": "euler", "tooltip": "Sampler of the original app."}),
+            "cfg_type": (CFG_TYPES, {"default": "apg", "tooltip": "Guidance formula (original app: apg)."}),
+            "omega_scale": ("FLOAT", {"default": 10.0, "min": -100.0, "max": 100.0, "step": 0.1,
+                                      "tooltip": "Granularity: larger = more detail / variation per step."}),
+            "retake_variance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                "Empty latent only: > 0 makes a retake (variation) of the song this seed gives; 0 = off.")}),
+            "audio2audio_strength": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
+                "Latent holding audio only: how close to stay to it (1 = unchanged, 0 = ignore it).")}),
+        }, "optional": {
+            "guidance": (GUIDANCE, {"tooltip": "Advanced guidance options (defaults of the original app if absent)."}),
+            "seeds": ("STRING", {"default": "", "tooltip": "Per-item seeds '1,2,3' (overrides seed; empty = off)."}),
+            "retake_seeds": ("STRING", {"default": "", "tooltip": (
+                "Retake/repaint/extend noise seeds '1,2,3' (empty = seed + 1 + item).")}),
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    def sample(self, model: Any, conditioning: Any, latent: Any, seed: int, steps: int, guidance_scale: float,
+               scheduler: str, cfg_type: str, omega_scale: float, retake_variance: float,
+               audio2audio_strength: float, guidance: dict[str, Any] | None = None, seeds: str = "",
+               retake_seeds: str = "", unique_id: str | None = None) -> tuple[dict[str, Any]]:
+        conditioning = _check_conditioning(conditioning, "conditioning")
+        samples = read_latent(latent)
+        task, src, ref = _task_fields(latent, samples, retake_variance, audio2audio_strength)
+        batch = samples.shape[0]
+        fields = {
+            **_guidance_fields(guidance), **task, "prompt": conditioning["prompt"], "lyrics": conditioning["lyrics"],
+            "infer_step": steps, "guidance_scale": guidance_scale, "scheduler_type": scheduler, "cfg_type": cfg_type,
+            "omega_scale": omega_scale, "batch_size": batch,
+            "manual_seeds": parse_seed_list(seeds, batch, "seeds") or [(seed + i) % (SEED_MAX + 1)
+                                                                       for i in range(batch)],
+            "retake_seeds": parse_seed_list(retake_seeds, batch, "retake_seeds") or [
+                (seed + 1 + i) % (SEED_MAX + 1) for i in range(batch)],
+        }
+        return (run_generation(model, fields, [conditioning], src, ref, unique_id),)
+
+
+class AceStepV1FlowEdit:
+    """Flow-edit a song: change its tags and/or lyrics (source -> target conditioning) while keeping the rest."""
+
+    TITLE = "ACE-Step v1 Flow Edit"
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (LATENT,)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The edited song's LATENT.",)
+    FUNCTION = "edit"
+    DESCRIPTION = __doc__
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI API name
+        unit = {"min": 0.0, "max": 1.0, "step": 0.01}
+        return {"required": {
+            "model": (MODEL, {"tooltip": "The ACE-Step v1 model."}),
+            "source_conditioning": (CONDITIONING, {"tooltip": "Tags + lyrics that describe the source song."}),
+            "target_conditioning": (CONDITIONING, {"tooltip": "Tags + lyrics the edited song should have."}),
+            "latent": (LATENT, {"tooltip": "Latent of the source song (from Audio To Latent or a sampler)."}),
+            **_common_inputs(),
+            "scheduler": (["euler", "pingpong"], {"default": "euler", "tooltip": "Sampler of the edit."}),
+            "edit_n_min": ("FLOAT", {"default": 0.0, **unit, "tooltip": "Fraction of the steps where editing starts."}),
+            "edit_n_max": ("FLOAT", {"default": 1.0, **unit, "tooltip": "Fraction of the steps where editing stops."}),
+            "edit_n_avg": ("INT", {"default": 1, "min": 1, "max": 16,
+                                   "tooltip": "Noise draws averaged per edit step (smoother, slower)."}),
+        }, "optional": {
+            "seeds": ("STRING", {"default": "", "tooltip": "Per-item seeds '1,2,3' (overrides seed; empty = off)."}),
+        }, "hidden": {"unique_id": "UNIQUE_ID"}}
+
+    def edit(self, model: Any, source_conditioning: Any, target_conditioning: Any, latent: Any, seed: int,
+             steps: int, guidance_scale: float, scheduler: str, edit_n_min: float, edit_n_max: float,
+             edit_n_avg: int, seeds: str = "", unique_id: str | None = None) -> tuple[dict[str, Any]]:
+        from acestep_core.session import frames_to_duration
+
+        source = _check_conditioning(source_conditioning, "source_conditioning")
+        target = _check_conditioning(target_conditioning, "target_conditioning")
+        samples = read_latent(latent)
+        if not has_audio(samples) or latent.get(TASK_KEY) is not None:
+            raise ValueError("flow edit needs the unmarked latent of the source song (from Audio To Latent or a "
+                             "sampler), not an empty or repaint/extend-marked latent")
+        batch = samples.shape[0]
+        item_seeds = parse_seed_list(seeds, batch, "seeds") or [(seed + i) % (SEED_MAX + 1) for i in range(batch)]
+        fields = {
+            "task": "edit", "prompt": source["prompt"], "lyrics": source["lyrics"],
+            "edit_target_prompt": target["prompt"], "edit_target_lyrics": target["lyrics"],
+            "edit_n_min": edit_n_min, "edit_n_max": edit_n_max, "edit_n_avg": edit_n_avg,
+            "infer_step": steps, "guidance_scale": guidance_scale, "scheduler_type": scheduler,
+            "audio_duration": frames_to_duration(samples.shape[-1]), "batch_size": batch,
+            "manual_seeds": item_seeds, "retake_seeds": item_seeds,
+        }
+        return (run_generation(model, fields, [source, target], samples, None, unique_id),)

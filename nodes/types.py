@@ -1,0 +1,28 @@
+"""Socket type names and shared constants of the pack's nodes (stable: workflows store them).
+
+``LATENT`` and ``AUDIO`` are ComfyUI's own types, so core audio nodes interoperate:
+
+* LATENT: ``{"samples": Tensor[B, 8, 16, T] float32, "type": "audio"}``, plus optional ``"noise_mask"``
+  ``[1, 16, T]`` (1 = regenerate; set by the repaint / extend nodes), ``"acestep_task"`` (the task marker the
+  sampler reads, see :mod:`nodes.latent`) and ``"acestep_params"`` (the generation record set by the sampler).
+* AUDIO: ``{"waveform": Tensor[B, C, N] float32, "sample_rate": int}``, plus optional ``"acestep_params"``.
+"""
+
+from __future__ import annotations
+
+PREFIX = "AceStepV1"
+DISPLAY_PREFIX = "ACE-Step v1"
+CATEGORY = "audio/ACE-Step"
+
+MODEL = "ACESTEP_MODEL"
+CONDITIONING = "ACESTEP_CONDITIONING"
+GUIDANCE = "ACESTEP_GUIDANCE"
+LATENT = "LATENT"
+AUDIO = "AUDIO"
+
+LATENT_TYPE = "audio"
+LATENT_CHANNELS = 8
+LATENT_HEIGHT = 16
+TASK_KEY = "acestep_task"
+PARAMS_KEY = "acestep_params"
+MAX_SECONDS = 240.0

@@ -1,0 +1,1 @@
+"""Node tests (no ComfyUI needed)."""
