@@ -1,5 +1,5 @@
 """Run the pack's nodes in-process against a real ComfyUI checkout (ModelPatcher, comfy.ops.manual_cast,
-folder_paths, ProgressBar, interrupt). Usage: ``python comfy_smoke.py COMFYUI_DIR PACK_DIR CHECKPOINT VOCAB OUT``
+folder_paths, ProgressBar, interrupt). Usage: ``python comfy_smoke.py COMFYUI_ROOT PACK_DIR CHECKPOINT VOCAB OUT``
 with ComfyUI's Python environment; prints ``SMOKE OK`` at the end. Driven by ``test_comfy_adapter.py``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Opt-in (``-m comfy``, ``COMFYUI_DIR`` = a ComfyUI checkout, ``COMFYUI_PYTHON`` = its interpreter): the nodes
+"""Opt-in (``-m comfy``, ``COMFYUI_ROOT`` = a ComfyUI checkout, ``COMFYUI_PYTHON`` = its interpreter): the nodes
 through the adapter's ComfyUI branch (ModelPatcher, comfy.ops, folder_paths, ProgressBar, interrupt)."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from .conftest import VOCAB
 @pytest.mark.comfy
 def test_nodes_run_inside_comfyui(tmp_path: Path) -> None:
     require_parity()
-    comfyui = os.environ.get("COMFYUI_DIR")
+    comfyui = os.environ.get("COMFYUI_ROOT")
     if not comfyui or not Path(comfyui, "comfy").is_dir():
-        pytest.skip("set COMFYUI_DIR to a ComfyUI checkout (and COMFYUI_PYTHON to its interpreter)")
+        pytest.skip("set COMFYUI_ROOT to a ComfyUI checkout (and COMFYUI_PYTHON to its interpreter)")
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
     script = Path(__file__).with_name("comfy_smoke.py")
     result = subprocess.run([python, str(script), comfyui, str(REPO_ROOT), str(TINY_CHECKPOINT), str(VOCAB),
