@@ -9,6 +9,7 @@ Public API:
   ``AudioCodec`` (waveform <-> latent), ``UMT5Encoder``;
 * sampling: :class:`GenerationParams` (the original app's argument names) and :func:`generate`
   (every task: text2music, retake, repaint, extend, edit, audio2audio);
+* LoRA: :func:`read_lora`, :class:`LoraSpec`, :func:`merge_loras` (official PEFT, ComfyUI and kohya layouts);
 * text front-ends: :mod:`acestep_core.prompt_tokenizer`, :mod:`acestep_core.lyrics`;
 * errors: :class:`AceStepInputError`, :class:`CheckpointError`, :class:`CheckpointMismatchError`.
 """
@@ -29,6 +30,7 @@ from .config import (
 from .dcae import MusicDCAE
 from .errors import AceStepInputError, CheckpointError, CheckpointMismatchError
 from .loader import LoadedCheckpoint, TokenizerSource, load_checkpoint
+from .lora import LoraSpec, merge_loras, read_lora
 from .pipeline import GenerationInterrupted, GenerationParams, GenerationResult, StepInfo, generate
 from .text_encoder import UMT5Encoder
 from .transformer import AceStepTransformer
@@ -48,6 +50,7 @@ __all__ = [
     "GenerationResult",
     "DCAEConfig",
     "LoadedCheckpoint",
+    "LoraSpec",
     "ModelSpec",
     "StepInfo",
     "MusicDCAE",
@@ -59,4 +62,6 @@ __all__ = [
     "VocoderConfig",
     "generate",
     "load_checkpoint",
+    "merge_loras",
+    "read_lora",
 ]

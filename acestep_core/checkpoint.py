@@ -100,7 +100,8 @@ def read_safetensors_keys(path: str | Path) -> dict[str, tuple[int, ...]]:
         raise _unreadable(path, e) from e
 
 
-def _listing(keys: Iterable[str]) -> str:
+def format_key_list(keys: Iterable[str]) -> str:
+    """Sorted, comma-separated keys, at most ``MAX_LISTED_KEYS`` of them plus a "(+N more)" count."""
     keys = sorted(keys)
     shown = ", ".join(keys[:MAX_LISTED_KEYS])
     more = f" (+{len(keys) - MAX_LISTED_KEYS} more)" if len(keys) > MAX_LISTED_KEYS else ""
@@ -148,11 +149,11 @@ def check_state_dict(
         return
     parts = [f"{source}: the {component} weights do not match the model."]
     if missing:
-        parts.append(f"Missing {len(missing)} key(s): {_listing(missing)}.")
+        parts.append(f"Missing {len(missing)} key(s): {format_key_list(missing)}.")
     if unexpected:
-        parts.append(f"Unexpected {len(unexpected)} key(s): {_listing(unexpected)}.")
+        parts.append(f"Unexpected {len(unexpected)} key(s): {format_key_list(unexpected)}.")
     if wrong:
-        parts.append(f"Wrong shape for {len(wrong)} key(s): {_listing(wrong)}.")
+        parts.append(f"Wrong shape for {len(wrong)} key(s): {format_key_list(wrong)}.")
     cause = _likely_cause(len(expected), len(missing), len(unexpected), len(wrong), component)
     parts.append(f"Likely cause: {cause}.")
     raise CheckpointMismatchError(" ".join(parts))
@@ -181,7 +182,7 @@ def load_strict(
     leftovers = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
     if leftovers:
         raise CheckpointMismatchError(
-            f"{source}: {component} tensors were not filled by the checkpoint: {_listing(leftovers)} "
+            f"{source}: {component} tensors were not filled by the checkpoint: {format_key_list(leftovers)} "
             "(internal error: the module registers state that is not in the file)."
         )
     return module.eval().requires_grad_(False)

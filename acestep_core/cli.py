@@ -5,6 +5,10 @@ any model is loaded) -> load the checkpoint -> tokenize -> encode source/referen
 decode -> write audio + ``_input_params.json`` sidecar (+ optional latents). Progress and logs go to
 stderr; stdout carries only the paths written.
 
+LoRA: ``--lora PATH[:STRENGTH]`` (repeatable, stacked) with strength 1.0 = the LoRA as trained; the
+``lora_name_or_path`` / ``lora_weight`` of a ``--params`` file are applied the way the original app applies
+them (scale = ``lora_weight``, alpha ignored), so the original run is reproduced.
+
 Parameter precedence: ``GenerationParams`` defaults (= upstream ``__call__``) < ``--params`` JSON (an
 original-app ``input_params`` file, unchanged) < explicit flags. Flag names are upstream's argument names
 in kebab-case (``--guidance-interval-decay``), plus short forms for the common ones.
@@ -81,6 +85,10 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
     run.add_argument("--checkpoint", type=Path, metavar="PATH",
                      help=f"ACE-Step-v1-3.5B folder or ComfyUI single file (default: download {HF_REPO_ID} "
                           f"into $ACESTEP_CHECKPOINT_DIR or {DEFAULT_CHECKPOINT_CACHE})")
+    run.add_argument("--lora", dest="loras", action="append", default=[], metavar="PATH[:STRENGTH]",
+                     help="apply a LoRA (official folder with pytorch_lora_weights.safetensors + adapter_config.json, "
+                          "or a .safetensors file, PEFT or ComfyUI layout); STRENGTH 1.0 (default) = as trained "
+                          "(alpha/r, alpha/sqrt(r) with rsLoRA); repeat to stack LoRAs")
     run.add_argument("--lyric-vocab", type=Path, metavar="FILE",
                      help="lyric tokenizer vocab.json (default: next to the checkpoint, ComfyUI's copy, or downloaded)")
     run.add_argument("--output", "-o", type=Path, metavar="FILE",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from .params_io import LORA_NONE, ParamsFile, parse_int_list, read_params_file
 
 logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name, as before the split
 
-__all__ = ["RunPlan", "UsageError", "plan_run", "resolve_device", "resolve_dtype"]
+__all__ = ["LoraRequest", "RunPlan", "UsageError", "plan_run", "resolve_device", "resolve_dtype"]
 
 TASKS = ("text2music", "retake", "repaint", "extend", "edit", "audio2audio")
 SRC_AUDIO_TASKS = ("repaint", "extend", "edit")  # upstream asserts src_audio_path only for these
@@ -60,6 +61,21 @@ class UsageError(AceStepInputError):
     """Bad command-line input; reported as one line with exit code 2."""
 
 
+@dataclass(frozen=True)
+class LoraRequest:
+    """A LoRA to apply: a local file/folder (``path``) or a Hugging Face repo id (``repo``, fetched when run).
+
+    ``rule`` is ``trained`` for ``--lora`` (strength 1.0 = as trained) and ``original_app`` for a ``--params``
+    file's ``lora_weight`` (scale = lora_weight, as the original app); ``label`` is what the sidecar records.
+    """
+
+    strength: float
+    rule: str
+    label: str
+    path: Path | None = None
+    repo: str | None = None
+
+
 @dataclass
 class RunPlan:
     """Everything validated before any model is loaded."""
@@ -75,6 +91,7 @@ class RunPlan:
     device: torch.device
     dtype: torch.dtype
     overlapped_decode: bool = False
+    loras: tuple[LoraRequest, ...] = ()
 
 
 def _read_text_arg(value: str | None, what: str) -> str | None:
@@ -260,6 +277,44 @@ def _tokenize_lyrics(args: argparse.Namespace, params: Any) -> dict[str, tuple[l
         raise UsageError(str(e)) from e
 
 
+def _params_lora(base: ParamsFile, params_path: Path | None) -> LoraRequest | None:
+    """The ``--params`` file's LoRA: a local path (as written, or relative to the JSON) or a Hub repo id."""
+    name = base.lora_name_or_path
+    if name == LORA_NONE:
+        return None
+    where = f"--params {params_path}: lora_name_or_path {name!r}"
+    candidates = [Path(name).expanduser()]
+    if params_path is not None and not candidates[0].is_absolute():
+        candidates.append(params_path.expanduser().resolve().parent / name)
+    for path in candidates:
+        if path.exists():
+            return LoraRequest(base.lora_weight, "original_app", name, path=path)
+    if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name) and not name.endswith(".safetensors"):
+        return LoraRequest(base.lora_weight, "original_app", name, repo=name)  # the original app downloads it
+    raise UsageError(f"{where}: not found (neither a local LoRA folder/file nor a Hugging Face repo id); point it "
+                     "at the LoRA folder (e.g. a download of ACE-Step/ACE-Step-v1-chinese-rap-LoRA) or its repo id, "
+                     "or set \"lora_name_or_path\": \"none\" to run without it")
+
+
+def _plan_loras(args: argparse.Namespace, base: ParamsFile) -> tuple[LoraRequest, ...]:
+    """``--params`` LoRA (original app's scale) first, then every ``--lora PATH[:STRENGTH]`` (as trained)."""
+    from .lora import parse_lora_arg
+
+    requests = []
+    from_params = _params_lora(base, args.params)
+    if from_params is not None:
+        requests.append(from_params)
+    for text in getattr(args, "loras", None) or []:
+        path, strength = parse_lora_arg(text)
+        if not path.exists():
+            raise UsageError(f"--lora {text}: {path} not found (give a LoRA .safetensors file or a folder with "
+                             "pytorch_lora_weights.safetensors, optionally followed by :STRENGTH)")
+        if not math.isfinite(strength):
+            raise UsageError(f"--lora {text}: strength must be a finite number")
+        requests.append(LoraRequest(strength, "trained", str(path), path=path))
+    return tuple(requests)
+
+
 def plan_run(args: argparse.Namespace) -> RunPlan:
     """Validate the command line (and ``--params``) into a :class:`RunPlan`; raises :class:`UsageError` for
     every bad input (any :class:`~acestep_core.errors.AceStepInputError` raised while planning)."""
@@ -273,10 +328,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
 
 def _plan(args: argparse.Namespace) -> RunPlan:
     base = read_params_file(args.params) if args.params is not None else ParamsFile()
-    if base.lora_name_or_path != LORA_NONE:
-        raise UsageError(
-            f"--params {args.params}: names the LoRA {base.lora_name_or_path!r} (lora_name_or_path), but LoRA "
-            "support is not available in acestep_core yet; set \"lora_name_or_path\": \"none\" to run without it")
+    loras = _plan_loras(args, base)
     explicit = _explicit_fields(args)
     fields = {**base.fields, **explicit}
     _normalise_seeds(fields, explicit)
@@ -304,4 +356,4 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     return RunPlan(params=params, src_audio=src, ref_audio=ref, checkpoint=args.checkpoint,
                    lyric_tokens=lyric_tokens, outputs=outputs, audio_format=format_from_path(outputs[0]),
                    save_latents=args.save_latents, device=device, dtype=resolve_dtype(args.dtype, device),
-                   overlapped_decode=args.overlapped_decode)
+                   overlapped_decode=args.overlapped_decode, loras=loras)

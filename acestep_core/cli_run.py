@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from .audio_io import AudioInfo
-from .cli_plan import RunPlan
+from .cli_plan import LoraRequest, RunPlan
 from .errors import AceStepInputError, CheckpointError
+from .params_io import LORA_NONE
 
 logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name, as before the split
 
@@ -98,6 +99,49 @@ def _load(plan: RunPlan) -> Any:
     return model
 
 
+def _lora_path(request: LoraRequest) -> Path:
+    """Local path of a planned LoRA; a Hub repo id is fetched like the original app (cached, then downloaded)."""
+    if request.path is not None:
+        return request.path
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:
+        raise CheckpointError(f"LoRA {request.repo}: downloading needs huggingface_hub (pip install "
+                              "huggingface_hub), or give a local LoRA folder") from e
+    cache_dir = str(default_checkpoint_dir())
+    try:
+        return Path(snapshot_download(request.repo, cache_dir=cache_dir, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any miss means "not cached yet"
+        pass
+    logger.info("downloading LoRA %s into %s", request.repo, cache_dir)
+    try:
+        return Path(snapshot_download(request.repo, cache_dir=cache_dir))
+    except Exception as e:  # noqa: BLE001 - offline, proxy, auth, disk: all end in the same advice
+        raise CheckpointError(f"could not download the LoRA {request.repo} ({type(e).__name__}: {e}); check the "
+                              "network, or give a local LoRA folder") from e
+
+
+def _apply_loras(model: Any, plan: RunPlan) -> tuple[Any, str, float]:
+    """Merge the planned LoRAs into the transformer; returns the merge record (originals kept on the CPU so the
+    model is restored after the run, e.g. when the caller reuses it) and what the sidecar records as
+    ``lora_name_or_path`` / ``lora_weight`` (the original app's scale, so re-running the sidecar matches)."""
+    if not plan.loras:
+        return None, LORA_NONE, 1.0
+    from .lora import LoraSpec, merge_loras, read_lora, unit_scale
+
+    specs = [LoraSpec(read_lora(_lora_path(r)), r.strength, r.rule) for r in plan.loras]  # type: ignore[arg-type]
+    merge = merge_loras(model.transformer, specs, backup_device="cpu")
+    for request in plan.loras:
+        logger.info("LoRA %s applied at strength %g (%s scale rule)", request.label, request.strength, request.rule)
+    if len(specs) > 1:
+        logger.warning("the input_params sidecar can name one LoRA only (original app format): it records %s",
+                       plan.loras[0].label)
+    first = specs[0]
+    scales = {unit_scale(first.lora, mod, first.rule) for mod in first.lora.modules.values()}
+    weight = first.strength * scales.pop() if len(scales) == 1 else first.strength
+    return merge, plan.loras[0].label, weight
+
+
 def _encoders(model: Any, plan: RunPlan) -> tuple[Any, Any]:
     """``encode_prompt`` / ``encode_lyrics`` for :func:`acestep_core.pipeline.generate`: text -> ``(ids, mask)``."""
     from .prompt_tokenizer import PromptTokenizer
@@ -120,12 +164,23 @@ def _encoders(model: Any, plan: RunPlan) -> tuple[Any, Any]:
 
 
 def execute(plan: RunPlan, *, quiet: bool = False) -> list[Path]:
-    """Load, generate, decode and write; returns the files written (audio files, then latents)."""
+    """Load, apply the LoRAs, generate, decode and write; returns the files written (audio files, then latents)."""
+    model = _load(plan)
+    merge, lora_name, lora_weight = _apply_loras(model, plan)
+    try:
+        written = _run(model, plan, quiet, lora_name, lora_weight)
+    finally:
+        if merge is not None:
+            merge.restore()
+    return written
+
+
+def _run(model: Any, plan: RunPlan, quiet: bool, lora_name: str, lora_weight: float) -> list[Path]:
+    """Generate, decode and write with the (LoRA-patched) model."""
     from .audio_io import write_audio, write_sidecar
     from .params_io import record_from_params
     from .pipeline import generate
 
-    model = _load(plan)
     encode_prompt, encode_lyrics = _encoders(model, plan)
     started = time.perf_counter()
     src_latents = _encode_audio(model.codec, plan.src_audio, plan.device, "--src-audio")
@@ -146,7 +201,8 @@ def execute(plan: RunPlan, *, quiet: bool = False) -> list[Path]:
             result.params, audio_format=plan.audio_format, actual_seeds=result.params["actual_seeds"],
             retake_seeds=result.params.get("retake_seeds"), timecosts=timecosts,
             src_audio_path=plan.src_audio.path if plan.src_audio else None,
-            ref_audio_input=plan.ref_audio.path if plan.ref_audio else None, audio_path=path)
+            ref_audio_input=plan.ref_audio.path if plan.ref_audio else None, audio_path=path,
+            lora_name_or_path=lora_name, lora_weight=lora_weight)
         write_audio(path, audio[index], DEFAULT_SAMPLE_RATE, metadata=record)
         write_sidecar(path, record)
         written.append(path)

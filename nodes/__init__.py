@@ -18,10 +18,12 @@ from .audio import AceStepV1AudioToLatent, AceStepV1LatentToAudio, AceStepV1Save
 from .conditioning import AceStepV1GuidanceOptions, AceStepV1TextEncode
 from .latent import AceStepV1EmptyLatent, AceStepV1ExtendLatent, AceStepV1RepaintWindow
 from .loaders import AceStepV1CheckpointLoader
+from .lora import AceStepV1LoraLoader
 from .sampling import AceStepV1FlowEdit, AceStepV1Sampler
 
 _NODES: tuple[type, ...] = (
     AceStepV1CheckpointLoader,
+    AceStepV1LoraLoader,
     AceStepV1TextEncode,
     AceStepV1GuidanceOptions,
     AceStepV1EmptyLatent,

@@ -8,13 +8,15 @@ Inside ComfyUI (``comfy.model_management`` and ``folder_paths`` importable):
   (the codec with ``force_full_load``, like ComfyUI's own audio VAE) and left to ComfyUI's memory manager after;
 * progress through ``comfy.utils.ProgressBar``; interrupts through ``processing_interrupted`` /
   ``throw_exception_if_processing_interrupted``;
-* model folders through ``folder_paths`` (``checkpoints`` plus a registered ``ace_step`` type, so
-  ``extra_model_paths.yaml`` entries work); outputs in ``folder_paths.get_output_directory()``.
+* model folders through ``folder_paths`` (``checkpoints``, ``loras`` plus a registered ``ace_step`` type, so
+  ``extra_model_paths.yaml`` entries work); outputs in ``folder_paths.get_output_directory()``;
+* LoRAs as ``ModelPatcher.add_patches`` weight-adapter patches on a clone (:func:`add_loras`).
 
 Standalone (no ComfyUI, or ``ACESTEP_NODES_STANDALONE=1``): cuda if available else cpu, ``torch.nn`` layers, a
-plain :class:`Holder` instead of ModelPatcher (moved to the device before use, back after), progress to
+plain :class:`Holder` instead of ModelPatcher (moved to the device before use, back after; LoRAs merged into the
+shared module on load, restored bit-exactly when another holder loads), progress to
 ``logging``, an interrupt flag (:func:`request_interrupt`), folders from ``$ACESTEP_MODELS_DIR``
-(``checkpoints/`` and ``ace_step/`` inside; default ``~/.cache/acestep/models``) and ``$ACESTEP_OUTPUT_DIR``
+(``checkpoints/``, ``loras/`` and ``ace_step/`` inside; default ``~/.cache/acestep/models``) and ``$ACESTEP_OUTPUT_DIR``
 (default ``<tmp>/acestep_output``). Nothing is imported or registered at module import.
 """
 
@@ -37,6 +39,8 @@ ACE_STEP_FOLDER = "ace_step"
 CHECKPOINTS_FOLDER = "checkpoints"
 STANDALONE_ENV = "ACESTEP_NODES_STANDALONE"
 MODELS_DIR_ENV = "ACESTEP_MODELS_DIR"
+LORAS_FOLDER = "loras"
+LORA_STATE_ATTR = "_acestep_merged_loras"  # standalone: (LoraSpecs, LoraMerge) merged into a shared module
 OUTPUT_DIR_ENV = "ACESTEP_OUTPUT_DIR"
 _interrupt = threading.Event()
 
@@ -106,12 +110,36 @@ def model_ops() -> Any:
 
 # ------------------------------------------------------------------------------------------------ models
 class Holder:
-    """Standalone stand-in for ModelPatcher: the module plus its load / offload devices."""
+    """Standalone stand-in for ModelPatcher: the module, its load / offload devices and its LoRAs.
 
-    def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device) -> None:
+    Like ModelPatcher, holders made by :meth:`clone_with_loras` share the module; each holder's LoRAs
+    (``acestep_core.lora.LoraSpec``) are merged into the shared weights when it is loaded (:func:`load_models`),
+    after undoing another holder's merge bit-exactly, so every holder computes with its own patches."""
+
+    def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device,
+                 loras: tuple[Any, ...] = ()) -> None:
         self.model = model
         self.load_device = load_device
         self.offload_device = offload_device
+        self.loras = loras
+
+    def clone_with_loras(self, specs: tuple[Any, ...]) -> Holder:
+        """A holder of the same module with ``specs`` appended to this holder's LoRAs."""
+        return Holder(self.model, self.load_device, self.offload_device, (*self.loras, *specs))
+
+    def sync_loras(self) -> None:
+        """Make the shared module's merged LoRAs this holder's (restore the previous merge first)."""
+        from acestep_core.lora import merge_loras
+
+        applied, merge = getattr(self.model, LORA_STATE_ATTR, ((), None))
+        if len(applied) == len(self.loras) and all(a is b for a, b in zip(applied, self.loras, strict=True)):
+            return
+        if merge is not None:
+            merge.restore()
+        setattr(self.model, LORA_STATE_ATTR, ((), None))
+        if self.loras:
+            merge = merge_loras(self.model, self.loras, backup_device=self.offload_device)
+            setattr(self.model, LORA_STATE_ATTR, (self.loras, merge))
 
 
 @dataclass
@@ -141,6 +169,40 @@ def wrap_module(module: torch.nn.Module, *, force_full_load: bool = False) -> Mo
     return ModelHandle(Holder(module, load_device(), offload_device()), force_full_load)
 
 
+def add_loras(handle: ModelHandle, specs: tuple[Any, ...]) -> ModelHandle:
+    """A new handle whose model carries ``specs`` (``acestep_core.lora.LoraSpec``) on top of ``handle``'s patches.
+
+    The input is never changed (ComfyUI caches node outputs). ComfyUI: ``ModelPatcher.clone()`` +
+    ``add_patches`` with LoRA weight adapters keyed by the patcher's state-dict keys, so ComfyUI applies,
+    streams (lowvram), unloads and re-applies them. Standalone: a cloned :class:`Holder` merged on load.
+    Every LoRA is checked against the model first (:func:`acestep_core.lora.lora_patches` raises clear errors).
+    """
+    from acestep_core.lora import lora_patches
+
+    patches = [lora_patches(handle.module, spec) for spec in specs]  # validates (raises LoraError)
+    if not comfy_available():
+        return ModelHandle(handle.patcher.clone_with_loras(tuple(specs)), handle.force_full_load)
+    patcher = handle.patcher.clone()
+    for lora_patch_list in patches:
+        comfy_patches = {p.key: _comfy_lora_patch(p) for p in lora_patch_list}
+        applied = set(patcher.add_patches(comfy_patches, 1.0))
+        if applied != set(comfy_patches):
+            raise RuntimeError(f"ModelPatcher rejected LoRA keys {sorted(set(comfy_patches) - applied)[:10]} "
+                               "(internal error: they are not in the model's state dict)")
+    return ModelHandle(patcher, handle.force_full_load)
+
+
+def _comfy_lora_patch(patch: Any) -> Any:
+    """One ``acestep_core.lora.LoraPatch`` as a ComfyUI LoRA patch: delta = (alpha / rank) * up @ down with
+    alpha = scale * rank, i.e. exactly ``scale * up @ down`` (strength is already in ``scale``)."""
+    alpha = patch.scale * patch.down.shape[0]
+    try:
+        from comfy.weight_adapter import LoRAAdapter
+    except ImportError:  # ComfyUI before the weight_adapter package: the tuple form
+        return ("lora", (patch.up, patch.down, alpha, None, None))
+    return LoRAAdapter(set(), (patch.up, patch.down, alpha, None, None, None))
+
+
 def load_models(handles: list[ModelHandle]) -> None:
     """Put the models on their compute device before use (ComfyUI may evict or partially load others)."""
     if comfy_available():
@@ -153,6 +215,7 @@ def load_models(handles: list[ModelHandle]) -> None:
             mm.load_models_gpu(full, force_full_load=True)
         return
     for handle in handles:
+        handle.patcher.sync_loras()
         handle.patcher.model.to(handle.patcher.load_device)
 
 
@@ -254,6 +317,29 @@ def checkpoint_file_path(name: str) -> Path | None:
         path = _comfy()[1].get_full_path(CHECKPOINTS_FOLDER, name)
         return Path(path) if path else None
     for root in model_folders(CHECKPOINTS_FOLDER):
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def folder_files(kind: str, suffixes: tuple[str, ...] = (".safetensors", ".sft")) -> list[str]:
+    """Names of the files of a model type (e.g. ``loras``), relative, ``/``-separated, as ComfyUI lists them."""
+    if comfy_available():
+        return [n for n in _comfy()[1].get_filename_list(kind) if n.lower().endswith(suffixes)]
+    names = []
+    for root in model_folders(kind):
+        if root.is_dir():
+            names += [p.relative_to(root).as_posix() for p in root.rglob("*")
+                      if p.is_file() and p.name.lower().endswith(suffixes)]
+    return sorted(names)
+
+
+def folder_file_path(kind: str, name: str) -> Path | None:
+    """Full path of a file name of a model type, or None."""
+    if comfy_available():
+        path = _comfy()[1].get_full_path(kind, name)
+        return Path(path) if path else None
+    for root in model_folders(kind):
         if (root / name).is_file():
             return root / name
     return None

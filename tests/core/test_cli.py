@@ -212,13 +212,85 @@ def test_params_full_writer_repaint_with_relative_audio(tmp_path, capsys, src_fo
     assert written["retake_seeds"] == [2907904223] and written["guidance_interval"] == 0.3
 
 
-def test_params_naming_a_lora_is_refused(tmp_path, capsys, monkeypatch) -> None:
+LORA_DIR = PARITY_DIR / "lora"
+
+
+def test_params_lora_hub_id_is_planned_with_the_original_scale(tmp_path, capsys, monkeypatch) -> None:
     _forbid_model_loading(monkeypatch)
     params = tmp_path / "rap_input_params.json"
-    params.write_text(json.dumps({**full_writer_example(), "lora_name_or_path": "ACE-Step/RapMachine"}))
+    params.write_text(json.dumps({**full_writer_example(), "lora_name_or_path": "ACE-Step/RapMachine",
+                                  "lora_weight": 0.8}))
+    args = cli.build_parser().parse_args(["generate", "--params", str(params), "--lyric-vocab", str(VOCAB),
+                                          "--device", "cpu", "--output", str(tmp_path / "o.wav")])
+    (request,) = cli.plan_run(args).loras
+    assert (request.repo, request.path, request.strength, request.rule) == ("ACE-Step/RapMachine", None, 0.8,
+                                                                           "original_app")
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--lora", "no/such/lora.safetensors:0.5"], "--lora no/such/lora.safetensors:0.5: no/such/lora.safetensors "
+                                                 "not found"),
+    (["--lora", str(LORA_DIR / "lora_r4_a8") + ":nan"], "strength must be a finite number"),
+])
+def test_bad_lora_flags_exit_2(tmp_path, capsys, monkeypatch, extra, message) -> None:
+    _forbid_model_loading(monkeypatch)
+    code, out, err = run([*base_args(tmp_path, "x.wav"), *extra], capsys)
+    assert code == 2 and out == [] and message in err and err.count("\n") == 1
+
+
+def test_params_lora_local_path_not_found_exits_2(tmp_path, capsys, monkeypatch) -> None:
+    _forbid_model_loading(monkeypatch)
+    params = tmp_path / "p_input_params.json"
+    params.write_text(json.dumps({**full_writer_example(), "lora_name_or_path": "./loras/missing.safetensors"}))
     code, out, err = run(["--params", str(params), "--checkpoint", str(TINY_CHECKPOINT)], capsys)
-    assert code == 2 and out == []
-    assert "LoRA" in err and "ACE-Step/RapMachine" in err and err.count("\n") == 1
+    assert code == 2 and out == [] and "lora_name_or_path './loras/missing.safetensors'" in err
+
+
+def _lora_run(tmp_path: Path, capsys, name: str, *extra: str) -> tuple[torch.Tensor, dict]:
+    latents = tmp_path / f"{name}.safetensors"
+    code, paths, err = run([*base_args(tmp_path, f"{name}.wav"), "--save-latents", str(latents), *extra], capsys)
+    assert code == 0, err
+    (record,) = check_outputs(paths, task="text2music")
+    return load_file(str(latents))["latents"], record
+
+
+def test_lora_flag_and_params_lora_reproduce_each_other(tmp_path, capsys) -> None:
+    """``--lora DIR:0.5`` (as trained: alpha/r = 2) = a ``--params`` file naming DIR with lora_weight 1.0 (the
+    original app's scale); both sidecars record lora_weight 1.0; the model is restored after each run."""
+    _require_pipeline()
+    folder = LORA_DIR / "lora_r4_a8"
+    plain, record = _lora_run(tmp_path, capsys, "plain")
+    assert record["lora_name_or_path"] == "none"
+    flagged, record = _lora_run(tmp_path, capsys, "flag", "--lora", f"{folder}:0.5")
+    assert record["lora_name_or_path"] == str(folder) and record["lora_weight"] == 1.0
+    params = tmp_path / "lora_input_params.json"
+    params.write_text(json.dumps({**record, "audio_path": None}), encoding="utf-8")
+    from_params, record2 = _lora_run(tmp_path, capsys, "params", "--params", str(params))
+    assert record2["lora_name_or_path"] == str(folder) and record2["lora_weight"] == 1.0
+    assert torch.equal(flagged, from_params)
+    assert not torch.allclose(flagged, plain, atol=1e-2)
+    again, _ = _lora_run(tmp_path, capsys, "again")
+    assert torch.equal(again, plain)
+
+
+def test_stacked_lora_flags(tmp_path, capsys) -> None:
+    _require_pipeline()
+    one, _ = _lora_run(tmp_path, capsys, "one", "--lora", str(LORA_DIR / "lora_r4_a8") + ":0.5")
+    two, record = _lora_run(tmp_path, capsys, "two", "--lora", str(LORA_DIR / "lora_r4_a8") + ":0.5",
+                            "--lora", str(LORA_DIR / "lora_r16_a8_rslora" / "pytorch_lora_weights.safetensors"))
+    assert record["lora_name_or_path"] == str(LORA_DIR / "lora_r4_a8")
+    assert not torch.allclose(one, two, atol=1e-3)
+
+
+def test_lora_for_another_model_exits_2(tmp_path, capsys) -> None:
+    _require_pipeline()
+    from safetensors.torch import save_file
+
+    save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(4, 8),
+               "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.zeros(8, 4)},
+              str(tmp_path / "sdxl.safetensors"))
+    code, out, err = run([*base_args(tmp_path, "x.wav"), "--lora", str(tmp_path / "sdxl.safetensors")], capsys)
+    assert code == 2 and out == [] and "not an ACE-Step v1 LoRA" in err and "SDXL" in err
 
 
 def test_params_with_unknown_key_is_refused(tmp_path, capsys, monkeypatch) -> None:
@@ -321,7 +393,8 @@ def test_argparse_errors_and_module_entry_point() -> None:
 
 def test_upstream_example_jsons_are_accepted_unchanged(tmp_path, capsys, monkeypatch) -> None:
     """Every ``examples/*/input_params/*.json`` of the original repository: the default ones plan cleanly (the
-    first also runs end to end, shortened by flags), the RapMachine ones are refused for their LoRA."""
+    first also runs end to end, shortened by flags); the RapMachine ones plan their Hub LoRA, or give a clear
+    usage error when they name a folder of the trainer's machine."""
     from tests.core.test_params_io import _upstream_examples
 
     _require_pipeline()
@@ -334,9 +407,14 @@ def test_upstream_example_jsons_are_accepted_unchanged(tmp_path, capsys, monkeyp
         path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
         args = parser.parse_args(["generate", "--params", str(path), "--lyric-vocab", str(VOCAB),
                                   "--device", "cpu", "--output", str(tmp_path / f"{index}.wav")])
-        if record.get("lora_name_or_path", "none") != "none":
-            with pytest.raises(cli.UsageError, match="LoRA"):
+        name = record.get("lora_name_or_path", "none")
+        if name != "none" and not name.startswith("ACE-Step/"):  # RapMachine: the trainer's local path, absent
+            with pytest.raises(cli.UsageError, match="lora_name_or_path .*not found"):
                 cli.plan_run(args)
+            continue
+        if name != "none":  # RapMachine by repo id: planned as a Hub download at the original app's scale
+            (lora,) = cli.plan_run(args).loras
+            assert (lora.repo, lora.rule, lora.strength) == (name, "original_app", record.get("lora_weight", 1.0))
             continue
         plan = cli.plan_run(args)
         assert plan.params.prompt == record["prompt"] and plan.params.manual_seeds == record["actual_seeds"][0]

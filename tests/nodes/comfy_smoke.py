@@ -17,7 +17,7 @@ def _import_pack(pack_dir: str) -> str:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    assert len(module.NODE_CLASS_MAPPINGS) == 11, module.NODE_CLASS_MAPPINGS
+    assert len(module.NODE_CLASS_MAPPINGS) == 12, module.NODE_CLASS_MAPPINGS
     return spec.name + ".nodes"
 
 
@@ -61,6 +61,7 @@ def main(comfyui_dir: str, pack_dir: str, checkpoint: str, vocab: str, out_dir: 
     sampling.AceStepV1Sampler().sample(model, c, marked, **args)
     saved = audio.AceStepV1SaveAudio().save(wave, "audio/smoke", "flac", prompt={}, extra_pnginfo={"workflow": {}})
     assert os.path.isfile(os.path.join(out_dir, "audio", saved["ui"]["audio"][0]["filename"]))
+    _check_lora(pkg, model, c, empty, args, models, checkpoint)
     mm.interrupt_current_processing(True)
     try:
         sampling.AceStepV1Sampler().sample(model, c, empty, **args)
@@ -69,6 +70,33 @@ def main(comfyui_dir: str, pack_dir: str, checkpoint: str, vocab: str, out_dir: 
         pass
     assert not mm.processing_interrupted()
     print("SMOKE OK")
+
+
+def _check_lora(pkg: str, model, c, empty, args, models: str, checkpoint: str) -> None:
+    """LoRA loader through ModelPatcher patches: weights as the reference merges them while patched, the plain
+    model bit-identical again after switching back, the input model untouched."""
+    import torch
+    from safetensors.torch import load_file
+
+    lora_dir = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "lora")
+    os.symlink(os.path.join(lora_dir, "lora_r4_a8"), os.path.join(models, "lora_r4_a8"))
+    lora = importlib.import_module(pkg + ".lora")
+    adapter = importlib.import_module(pkg + ".comfy_adapter")
+    sampling = importlib.import_module(pkg + ".sampling")
+    assert "ace_step/lora_r4_a8" in lora.list_loras()
+    plain = sampling.AceStepV1Sampler().sample(model, c, empty, **args)[0]["samples"]
+    (patched_model,) = lora.AceStepV1LoraLoader().apply(model, "ace_step/lora_r4_a8", 0.5)
+    assert not model.transformer.patcher.patches and len(patched_model.transformer.patcher.patches) == 211
+    adapter.load_models([patched_model.transformer])
+    golden = load_file(os.path.join(lora_dir, "effective_weights.safetensors"))
+    key = "transformer_blocks.0.attn.to_q.weight"
+    weight = patched_model.transformer.module.state_dict()[key].float().cpu()
+    assert torch.allclose(weight, golden["lora_r4_a8.w1.0." + key], atol=1e-6), key
+    patched = sampling.AceStepV1Sampler().sample(patched_model, c, empty, **args)[0]["samples"]
+    assert not torch.allclose(patched, plain, atol=1e-3)
+    again = sampling.AceStepV1Sampler().sample(model, c, empty, **args)[0]["samples"]
+    assert torch.equal(again, plain), float((again - plain).abs().max())
+    print("LORA OK")
 
 
 if __name__ == "__main__":

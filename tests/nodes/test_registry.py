@@ -14,7 +14,7 @@ from tests.parity import REPO_ROOT
 EXPECTED_IDS = {
     "AceStepV1CheckpointLoader", "AceStepV1TextEncode", "AceStepV1GuidanceOptions", "AceStepV1EmptyLatent",
     "AceStepV1AudioToLatent", "AceStepV1RepaintWindow", "AceStepV1ExtendLatent", "AceStepV1Sampler",
-    "AceStepV1FlowEdit", "AceStepV1LatentToAudio", "AceStepV1SaveAudio",
+    "AceStepV1FlowEdit", "AceStepV1LatentToAudio", "AceStepV1SaveAudio", "AceStepV1LoraLoader",
 }
 CORE_IDS = {"TextEncodeAceStepAudio", "EmptyAceStepLatentAudio", "SaveAudio", "PreviewAudio", "LoadAudio"}
 
