@@ -36,8 +36,12 @@ def default_checkpoint_dir() -> Path:
     return Path(os.environ.get("ACESTEP_CHECKPOINT_DIR") or DEFAULT_CHECKPOINT_CACHE).expanduser()
 
 
-def download_checkpoint(cache_dir: Path | None = None) -> Path:
-    """``ACE-Step/ACE-Step-v1-3.5B`` from the Hugging Face Hub (cached; huggingface_hub shows a progress bar)."""
+def download_checkpoint(cache_dir: Path | None = None, *, tqdm_class: Any = None) -> Path:
+    """``ACE-Step/ACE-Step-v1-3.5B`` from the Hugging Face Hub (cached, resumable).
+
+    huggingface_hub shows its progress bars on stderr; ``tqdm_class`` (a ``tqdm`` subclass) also receives the
+    files-done progress, e.g. to drive ComfyUI's progress bar.
+    """
     cache_dir = cache_dir or default_checkpoint_dir()
     try:
         from huggingface_hub import snapshot_download
@@ -50,7 +54,8 @@ def download_checkpoint(cache_dir: Path | None = None) -> Path:
         pass
     logger.info("downloading %s (~8.3 GB) into %s", HF_REPO_ID, cache_dir)
     try:
-        return Path(snapshot_download(HF_REPO_ID, cache_dir=str(cache_dir)))
+        extra = {} if tqdm_class is None else {"tqdm_class": tqdm_class}
+        return Path(snapshot_download(HF_REPO_ID, cache_dir=str(cache_dir), **extra))
     except Exception as e:  # noqa: BLE001 - offline, proxy, auth, disk: all end in the same advice
         raise CheckpointError(f"could not download {HF_REPO_ID} into {cache_dir} ({type(e).__name__}: {e}); "
                               "check the network, or pass --checkpoint PATH to a downloaded copy") from e

@@ -103,6 +103,23 @@ def list_checkpoints() -> list[str]:
     return [*files, *sorted(set(folders)), DOWNLOAD_CHOICE]
 
 
+def _ui_progress_tqdm() -> type:
+    """A ``tqdm`` subclass that mirrors huggingface_hub's files-done progress on the node's progress bar."""
+    from tqdm.auto import tqdm
+
+    class UiProgressTqdm(tqdm):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._ui = adapter.ProgressBar(max(1, int(self.total or 1)))
+
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            self._ui.update(int(self.n), max(1, int(self.total or 1)))
+            return shown
+
+    return UiProgressTqdm
+
+
 def resolve_checkpoint(name: str) -> Path:
     """A choice -> the path to load (downloads for the download choice); clear error when it is missing."""
     if name == DOWNLOAD_CHOICE:
@@ -110,7 +127,7 @@ def resolve_checkpoint(name: str) -> Path:
 
         target = adapter.model_folders(adapter.ACE_STEP_FOLDER)[0]
         logger.info("ACE-Step: fetching ACE-Step/ACE-Step-v1-3.5B into %s (resumable)", target)
-        return download_checkpoint(target)
+        return download_checkpoint(target, tqdm_class=_ui_progress_tqdm())
     if name.startswith(FOLDER_PREFIX):
         for root in adapter.model_folders(adapter.ACE_STEP_FOLDER):
             if (root / name[len(FOLDER_PREFIX):]).is_dir():

@@ -3,6 +3,7 @@ the task mapping of the sampler, saving with embedded parameters."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -144,8 +145,25 @@ def test_download_choice_fetches_only_when_run(models_dir: Path, monkeypatch) ->
     import acestep_core.cli_run as cli_run
     from nodes.loaders import resolve_checkpoint
 
-    calls = []
-    monkeypatch.setattr(cli_run, "download_checkpoint", lambda target: calls.append(target) or target / "snap")
+    calls, updates = [], []
+
+    class RecordingBar:  # stands in for the node's progress bar (ComfyUI's, or log lines standalone)
+        def __init__(self, total: int) -> None:
+            self.total = total
+
+        def update(self, step: int, total: int | None = None) -> None:
+            updates.append((step, total))
+
+    monkeypatch.setattr("nodes.loaders.adapter.ProgressBar", RecordingBar)
+
+    def fake_download(target: Path, *, tqdm_class: type) -> Path:
+        calls.append(target)
+        with tqdm_class(total=4, file=io.StringIO()) as bar:  # huggingface_hub drives it once per file
+            for _ in range(4):
+                bar.update(1)
+        return target / "snap"
+
+    monkeypatch.setattr(cli_run, "download_checkpoint", fake_download)
     assert calls == []  # listing the choices downloads nothing
     assert resolve_checkpoint(DOWNLOAD_CHOICE) == models_dir / "ace_step" / "snap"
-    assert calls == [models_dir / "ace_step"]
+    assert calls == [models_dir / "ace_step"] and updates == [(1, 4), (2, 4), (3, 4), (4, 4)]
