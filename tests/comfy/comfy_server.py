@@ -7,6 +7,8 @@ in a private base directory (``--base-directory``) holding:
 * ``models/ace_step/acestep_v1_tiny/`` -> the tiny parity checkpoint in the official folder layout (the four
   sub-folders symlinked) plus the lyric ``vocab.json`` copied next to them, where the pack's vocab resolution
   looks first (``acestep_core/lyrics/vocab.py``);
+* ``models/loras/<name>/`` -> the files of a tiny parity LoRA folder (``pytorch_lora_weights.safetensors`` +
+  ``adapter_config.json``) symlinked under the folder name the LoRA example workflow uses;
 * ``input/`` (source audio for the audio-to-audio workflows is written there), ``output/``, ``temp/``, ``user/``.
 
 Every wait is bounded; :meth:`ComfyServer.stop` terminates the process by its PID (then kills it) and is
@@ -30,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 __all__ = [
+    "LORA_FOLDER_NAME",
     "PACK_DIR",
     "TINY_CHECKPOINT_NAME",
     "ComfyServer",
@@ -41,6 +44,7 @@ __all__ = [
 PACK_DIR = Path(__file__).resolve().parents[2]
 PACK_LINK_NAME = "comfyui-acestep-v1"
 TINY_CHECKPOINT_NAME = "acestep_v1_tiny"
+LORA_FOLDER_NAME = "ACE-Step-v1-chinese-rap-LoRA"  # the folder workflows/lora.json names in models/loras
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
@@ -58,9 +62,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prepare_base_dir(base: Path, tiny_checkpoint: Path, vocab: Path) -> Path:
-    """Lay out a ComfyUI ``--base-directory`` with the pack linked and the tiny checkpoint as a model."""
-    for sub in ("custom_nodes", "models/checkpoints", "models/ace_step", "input", "output", "temp", "user"):
+def prepare_base_dir(base: Path, tiny_checkpoint: Path, vocab: Path, lora: Path | None = None) -> Path:
+    """Lay out a ComfyUI ``--base-directory`` with the pack linked, the tiny checkpoint as a model and, when given,
+    the files of the LoRA folder ``lora`` linked into ``models/loras/<LORA_FOLDER_NAME>/``."""
+    for sub in ("custom_nodes", "models/checkpoints", "models/ace_step", "models/loras", "input", "output", "temp",
+                "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     link = base / "custom_nodes" / PACK_LINK_NAME
     if not link.exists():
@@ -72,6 +78,13 @@ def prepare_base_dir(base: Path, tiny_checkpoint: Path, vocab: Path) -> Path:
         if not target.exists():
             target.symlink_to(component.resolve(), target_is_directory=True)
     shutil.copyfile(vocab, model_dir / "vocab.json")
+    if lora is not None:
+        lora_dir = base / "models" / "loras" / LORA_FOLDER_NAME
+        lora_dir.mkdir(parents=True, exist_ok=True)
+        for item in sorted(p for p in lora.iterdir() if p.is_file()):
+            target = lora_dir / item.name
+            if not target.exists():
+                target.symlink_to(item.resolve())
     return base
 
 

@@ -26,6 +26,7 @@ PYTHON_ENV = "COMFYUI_PYTHON"
 SOURCE_AUDIO_NAME = "acestep_source.flac"  # the LoadAudio file name the example workflows use
 SOURCE_SECONDS = 3.0
 SOURCE_RATE = 44100
+TINY_LORA = PARITY_DIR / "lora" / "lora_r4_a8"  # made for the tiny checkpoint; served under LORA_FOLDER_NAME
 
 
 def comfy_paths() -> tuple[Path, Path]:
@@ -39,8 +40,9 @@ def comfy_paths() -> tuple[Path, Path]:
         pytest.skip(f"{ROOT_ENV}={root} has no main.py; point it at a ComfyUI source checkout")
     if not python_path.is_file():
         pytest.skip(f"{PYTHON_ENV}={python} does not exist")
-    if not (TINY_CHECKPOINT.is_dir() and (PARITY_DIR / "tokenizer" / "vocab.json").is_file()):
-        pytest.skip(f"the tiny parity checkpoint and lyric vocab are missing under {PARITY_DIR}")
+    if not (TINY_CHECKPOINT.is_dir() and (PARITY_DIR / "tokenizer" / "vocab.json").is_file()
+            and (TINY_LORA / "pytorch_lora_weights.safetensors").is_file()):
+        pytest.skip(f"the tiny parity checkpoint, lyric vocab or tiny LoRA are missing under {PARITY_DIR}")
     return root_path, python_path
 
 
@@ -58,10 +60,11 @@ def write_source_audio(path: Path, seconds: float = SOURCE_SECONDS, sample_rate:
 
 @pytest.fixture(scope="module")
 def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
-    """A running ComfyUI (CPU, loopback) with the pack, the tiny checkpoint and the source audio; always stopped."""
+    """A running ComfyUI (CPU, loopback) with the pack, the tiny checkpoint and LoRA and the source audio; always
+    stopped."""
     root, python = comfy_paths()
     base = prepare_base_dir(tmp_path_factory.mktemp("comfyui_run"), TINY_CHECKPOINT,
-                            PARITY_DIR / "tokenizer" / "vocab.json")
+                            PARITY_DIR / "tokenizer" / "vocab.json", TINY_LORA)
     write_source_audio(base / "input" / SOURCE_AUDIO_NAME)
     server = ComfyServer(root, python, base)
     with server:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from nodes import NODE_CLASS_MAPPINGS
-from tests.comfy.comfy_server import TINY_CHECKPOINT_NAME, ComfyServer
+from tests.comfy.comfy_server import LORA_FOLDER_NAME, TINY_CHECKPOINT_NAME, ComfyServer
 from tests.comfy.conftest import SOURCE_AUDIO_NAME, SOURCE_SECONDS
 from tests.workflows.ui_to_api import NON_BACKEND_NODES, convert, schema_from_object_info
 
@@ -32,6 +32,7 @@ UI_FILES = sorted(WORKFLOWS.glob("*.json"))
 LATENT_RATE_HZ = 44100 / 4096  # latent frames per second
 SAMPLES_PER_FRAME = 4096  # at 44.1 kHz
 TINY_CHOICE = f"ace_step/{TINY_CHECKPOINT_NAME}"
+LORA_CHOICE = f"{LORA_FOLDER_NAME}/pytorch_lora_weights.safetensors"  # workflows/lora.json's lora_name
 # Shortened settings for CPU runs of the tiny model (the workflows carry the original app's defaults).
 SHORT = {
     "AceStepV1EmptyLatent": {"seconds": 2.0},
@@ -91,6 +92,8 @@ def test_object_info_lists_every_node_with_our_input_order(comfy_server: ComfySe
         assert info[node_id]["output"] == list(cls.RETURN_TYPES), node_id
     choices = info["AceStepV1CheckpointLoader"]["input"]["required"]["ckpt_name"][0]
     assert TINY_CHOICE in choices, f"the tiny checkpoint folder is not listed: {choices}"
+    loras = info["AceStepV1LoraLoader"]["input"]["required"]["lora_name"][0]
+    assert LORA_CHOICE in loras, f"the tiny LoRA (sub-folder file of models/loras) is not listed: {loras}"
 
 
 @pytest.mark.parametrize("ui_file", UI_FILES, ids=lambda p: p.stem)

@@ -75,7 +75,8 @@ CORE_NODES: dict[str, tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]] =
 }
 CORE_DISPLAY_NAMES = {"LoadAudio": "Load Audio", "SaveAudio": "Save Audio (FLAC)", "PreviewAudio": "Preview Audio"}
 # (class_type, input) whose COMBO choices depend on the installation (model / input files): any string is valid.
-DYNAMIC_COMBOS = frozenset({("LoadAudio", "audio"), ("AceStepV1CheckpointLoader", "ckpt_name")})
+DYNAMIC_COMBOS = frozenset({("LoadAudio", "audio"), ("AceStepV1CheckpointLoader", "ckpt_name"),
+                            ("AceStepV1LoraLoader", "lora_name")})
 
 
 class ConversionError(ValueError):
