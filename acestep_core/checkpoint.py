@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -108,6 +108,20 @@ def format_key_list(keys: Iterable[str]) -> str:
     return shown + more
 
 
+def mismatch_lines(missing: Sequence[str], unexpected: Sequence[str], wrong: Sequence[str], *,
+                   unexpected_label: str = "Unexpected", unexpected_note: str = "",
+                   wrong_unit: str = "key(s)") -> list[str]:
+    """One sentence per non-empty kind of mismatch, each listing up to ``MAX_LISTED_KEYS`` names."""
+    lines = []
+    if missing:
+        lines.append(f"Missing {len(missing)} key(s): {format_key_list(missing)}.")
+    if unexpected:
+        lines.append(f"{unexpected_label} {len(unexpected)} key(s){unexpected_note}: {format_key_list(unexpected)}.")
+    if wrong:
+        lines.append(f"Wrong shape for {len(wrong)} {wrong_unit}: {format_key_list(wrong)}.")
+    return lines
+
+
 def _likely_cause(n_expected: int, missing: int, unexpected: int, shape_errors: int, component: str) -> str:
     if missing and not unexpected and not shape_errors and missing < n_expected:
         return "the file looks truncated or partially saved: re-download it"
@@ -147,13 +161,8 @@ def check_state_dict(
     ]
     if not (missing or unexpected or wrong):
         return
-    parts = [f"{source}: the {component} weights do not match the model."]
-    if missing:
-        parts.append(f"Missing {len(missing)} key(s): {format_key_list(missing)}.")
-    if unexpected:
-        parts.append(f"Unexpected {len(unexpected)} key(s): {format_key_list(unexpected)}.")
-    if wrong:
-        parts.append(f"Wrong shape for {len(wrong)} key(s): {format_key_list(wrong)}.")
+    parts = [f"{source}: the {component} weights do not match the model.",
+             *mismatch_lines(missing, unexpected, wrong)]
     cause = _likely_cause(len(expected), len(missing), len(unexpected), len(wrong), component)
     parts.append(f"Likely cause: {cause}.")
     raise CheckpointMismatchError(" ".join(parts))

@@ -39,7 +39,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .checkpoint import format_key_list
+from .checkpoint import format_key_list, mismatch_lines
 from .lora_formats import KOHYA_PREFIX, LoraError, LoraFile, LoraModule, looks_like, read_lora
 
 logger = logging.getLogger(__name__)
@@ -138,13 +138,9 @@ def match_lora(lora: LoraFile, model: nn.Module) -> dict[str, str]:
     absent = _expected_targets(lora, linears) - set(mapping.values()) - half_pairs
     missing += sorted(name for name in absent if not any(name.endswith(w.split(" (")[0]) for w in wrong))
     if extra or missing or wrong:
-        parts = [f"{lora.source}: the LoRA does not fit the ACE-Step v1 transformer."]
-        if missing:
-            parts.append(f"Missing {len(missing)} key(s): {format_key_list(missing)}.")
-        if extra:
-            parts.append(f"Extra {len(extra)} key(s) (no such module in the model): {format_key_list(extra)}.")
-        if wrong:
-            parts.append(f"Wrong shape for {len(wrong)} module(s): {format_key_list(wrong)}.")
+        parts = [f"{lora.source}: the LoRA does not fit the ACE-Step v1 transformer.",
+                 *mismatch_lines(missing, extra, wrong, unexpected_label="Extra",
+                                 unexpected_note=" (no such module in the model)", wrong_unit="module(s)")]
         parts.append("The file is incomplete, edited, or made for another model size/version.")
         raise LoraError(" ".join(parts))
     if skipped:
