@@ -36,6 +36,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AceStepInputError
+from .report import (
+    MAX_LYRIC_TOKENS,
+    STRUCTURE_PATTERN,
+    TOKENS_PER_SECOND_LIMIT,
+    LyricLine,
+    LyricWarning,
+    line_warnings,
+    lyrics_warnings,
+)
 from .vocab import LANGUAGE_TOKENS, LyricVocabError, validate_lyric_vocab
 
 if TYPE_CHECKING:
@@ -58,15 +67,7 @@ __all__ = [
     "clean_control_characters",
 ]
 
-STRUCTURE_PATTERN = re.compile(r"\[.*?\]")  # used with .match(): the line starts with a bracketed tag
 MAX_LYRICS_CHARS = 20_000  # ~8x a dense 4-minute song; refused before any work
-MAX_LYRIC_TOKENS = 4096  # lyric length used in training (longer sequences were truncated there)
-# Above this many lyric tokens per second of audio, inspect() warns. The 19 official "default" examples
-# (sung, 147-240 s) use 2.0-4.3 tokens/s (one markdown-formatted outlier 10); the 18 RapMachine-LoRA rap
-# examples 3.2-10. 6 flags a full song squeezed into a minute (the pipeline's default duration) without
-# flagging sung songs; dense rap may see it, which is why it is a warning, never an error.
-TOKENS_PER_SECOND_LIMIT = 6.0
-_LANGUAGE_TAG = re.compile(r"\[([a-z]{2})(?:[-_][a-z]{2,4})?\]")  # e.g. ComfyUI's "[ja]" line prefix
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 _cache: dict[str, Tokenizer] = {}
@@ -93,47 +94,6 @@ class LyricTokens:
         ids = torch.tensor(self.ids, dtype=torch.int64, device=device).unsqueeze(0).repeat(batch_size, 1)
         mask = torch.tensor(self.mask, dtype=torch.int64, device=device).unsqueeze(0).repeat(batch_size, 1)
         return ids, mask
-
-
-@dataclass(frozen=True)
-class LyricWarning:
-    """One finding of :meth:`LyricTokenizer.inspect`; ``line`` is 1-based (``None``: the whole lyrics)."""
-
-    code: str  # control_characters | too_many_tokens | too_long_for_duration | unknown_tag | language_tag
-    #            | unsupported_script | language_fallback | line_skipped
-    message: str
-    line: int | None = None
-    severity: str = "warning"  # "warning" or "info"
-
-    def __str__(self) -> str:
-        return self.message if self.line is None else f"line {self.line}: {self.message}"
-
-
-@dataclass(frozen=True)
-class LyricLine:
-    """One line of ``lyrics.split("\\n")`` as the tokenizer processed it (``index`` is 0-based)."""
-
-    index: int
-    raw: str
-    stripped: str
-    detected_language: str | None = None  # None for empty lines
-    encode_language: str | None = None
-    is_structure_tag: bool = False
-    normalized: str | None = None  # normalised text, without the [lang] prefix and [SPACE] substitution
-    tokenizer_input: str | None = None  # exact BPE input, e.g. "[en]hello[SPACE]world"
-    ids: tuple[int, ...] = ()  # the line's ids, without the trailing [SPACE] separator
-    unknown_pieces: tuple[str, ...] = ()  # the pieces of tokenizer_input that became [UNK]
-    skip_reason: str | None = None  # set when the normaliser failed and the line was dropped
-    warnings: tuple[LyricWarning, ...] = ()
-
-    @property
-    def skipped(self) -> bool:
-        return self.skip_reason is not None
-
-    @property
-    def num_tokens(self) -> int:
-        """Ids this line adds to the sequence (its ids plus the separator; 0 when skipped)."""
-        return 0 if self.skipped else len(self.ids) + 1
 
 
 @dataclass(frozen=True)
@@ -191,84 +151,6 @@ def clean_control_characters(lyrics: str) -> tuple[str, int]:
         return " " if m.group(0).isspace() else ""
 
     return _CONTROL.sub(repl, lyrics), count
-
-
-def _lyrics_warnings(num_tokens: int, duration_s: float | None, control_chars: int) -> list[LyricWarning]:
-    out = []
-    if control_chars:
-        out.append(LyricWarning("control_characters", f"{control_chars} control character(s) removed (only tab, "
-                                "newline and carriage return are kept)"))
-    if num_tokens > MAX_LYRIC_TOKENS:
-        out.append(LyricWarning("too_many_tokens", f"{num_tokens} lyric tokens exceed the maximum of "
-                                f"{MAX_LYRIC_TOKENS} (the training length); generation will refuse these lyrics"))
-    if duration_s is not None and duration_s > 0 and num_tokens > TOKENS_PER_SECOND_LIMIT * duration_s:
-        fit = int(TOKENS_PER_SECOND_LIMIT * duration_s)
-        out.append(LyricWarning("too_long_for_duration", f"{num_tokens} lyric tokens for {duration_s:g} s of audio "
-                                f"(more than {fit}, i.e. {TOKENS_PER_SECOND_LIMIT:g} tokens per second; the official "
-                                "sung examples use 2 to 4.5): the lyrics may be rushed or cut off — lengthen the "
-                                "duration or shorten the lyrics"))
-    return out
-
-
-def _tag_warnings(line: LyricLine, known_tags: tuple[str, ...]) -> list[LyricWarning]:
-    tag = STRUCTURE_PATTERN.match(line.stripped).group(0)  # type: ignore[union-attr]
-    out = []
-    n = line.index + 1
-    if _is_language_tag(tag) and tag.lower() not in known_tags:
-        out.append(LyricWarning("language_tag", f"{tag} does not select a language in ACE-Step v1: a line starting "
-                                "with [...] is a structure-tag line and is normalised as English (the language is "
-                                "detected per line; write the lyrics without the prefix)", line=n))
-    elif tag.lower() not in known_tags:
-        hint = _suggest_tag(tag, known_tags)
-        out.append(LyricWarning("unknown_tag", f"unknown structure tag {tag}: it becomes [UNK] and text pieces"
-                                + (f"; did you mean {hint}?" if hint else "")
-                                + f" Known tags: {' '.join(known_tags)}", line=n))
-    letters = [u for u in line.unknown_pieces if u not in ("[", "]")]
-    if letters:
-        out.append(LyricWarning("unsupported_script", f"text on a structure-tag line is normalised as English; "
-                                f"{len(letters)} piece(s) become [UNK] ({_sample(letters)}) — put the lyrics on "
-                                "their own line", line=n))
-    return out
-
-
-def _suggest_tag(tag: str, known_tags: tuple[str, ...]) -> str | None:
-    """``[Verse 1]`` -> ``[verse]``, ``[instrumental]`` -> ``[inst]``, ``[Pre Chorus]`` -> ``[pre-chorus]``."""
-    word = re.sub(r"[^a-z]", "", tag.lower())
-    if not word:
-        return None
-    for known in known_tags:
-        name = re.sub(r"[^a-z]", "", known)
-        if word == name or word.startswith(name) or (len(word) >= 3 and name.startswith(word)):
-            return known
-    return None
-
-
-def _is_language_tag(tag: str) -> bool:
-    from .language_segment import LANGUAGE_FILTERS
-
-    m = _LANGUAGE_TAG.fullmatch(tag.lower())
-    return m is not None and m.group(1) in LANGUAGE_FILTERS
-
-
-def _line_warnings(line: LyricLine, known_tags: tuple[str, ...]) -> list[LyricWarning]:
-    if line.is_structure_tag:
-        return _tag_warnings(line, known_tags)
-    out = []
-    unknown = list(line.unknown_pieces)
-    if unknown:
-        out.append(LyricWarning("unsupported_script", f"{len(unknown)} piece(s) are not in the lyric vocabulary and "
-                                f"become [UNK] ({_sample(unknown)}; processed as {line.encode_language})",
-                                line=line.index + 1))
-    if line.encode_language == "en" and line.detected_language != "en":
-        out.append(LyricWarning("language_fallback", f"detected language {line.detected_language!r} is not "
-                                "supported; the line is processed as English", line=line.index + 1, severity="info"))
-    return out
-
-
-def _sample(pieces: list[str], limit: int = 5) -> str:
-    uniq = list(dict.fromkeys(pieces))
-    more = f" and {len(uniq) - limit} more" if len(uniq) > limit else ""
-    return ", ".join(repr(p) for p in uniq[:limit]) + more
 
 
 class LyricTokenizer:
@@ -354,7 +236,7 @@ class LyricTokenizer:
             if not line.skipped:
                 ids += [*line.ids, self.space_id]
         num_tokens = len(ids) if text else 0
-        warnings = _lyrics_warnings(num_tokens, duration_s, changed) + [w for ln in lines for w in ln.warnings]
+        warnings = lyrics_warnings(num_tokens, duration_s, changed) + [w for ln in lines for w in ln.warnings]
         return LyricReport(lines=lines, tokens=LyricTokens(ids, [1] * len(ids) if text else [0]),
                            num_tokens=num_tokens, duration_s=duration_s, warnings=tuple(warnings))
 
@@ -418,5 +300,5 @@ class LyricTokenizer:
             warns = [LyricWarning("line_skipped", f"line skipped: the normaliser failed ({line.skip_reason}); the "
                                   "original app drops such lines too", line=index + 1)]
         else:
-            warns = _line_warnings(line, self.structure_tags)
+            warns = line_warnings(line, self.structure_tags)
         return replace(line, warnings=tuple(warns))
