@@ -1,0 +1,402 @@
+"""Speed benchmark of the full ACE-Step v1 generation: conditioning, sampling and decoding.
+
+Usage (on a CUDA machine)::
+
+    python -m bench.bench_generate [--checkpoint PATH] [--device cuda] [--dtype bf16] [--durations 60,240]
+        [--steps 27,60] [--batch 1,4] [--guidance app,off] [--repeats N] [--tiny] [--json OUT]
+
+Without ``--checkpoint`` the full-size components (``MODEL_SPECS["ace-step-v1-3.5b"]``, or the tiny configs
+with ``--tiny``) are built on the meta device, materialised on the target device with ``to_empty`` and filled
+with small random values (speed does not depend on the weight values); prompts and lyrics are fake token ids
+of realistic lengths. ``--guidance app`` is the app default (euler, APG scale 15, guidance interval 0.5, ERG
+tag/lyric/diffusion on), ``off`` is ``guidance_scale=1`` (one transformer pass per step, no ERG).
+
+Timing: one untimed warm-up generation + decode, then per case ``repeats`` runs (the fastest is kept).
+Conditioning (text encoder + condition encoder) is the time from the call of ``generate`` to the first
+transformer ``decode`` call, sampling the rest of ``generate``; both are measured with CUDA events (no extra
+host syncs inside the loop), decode with ``AudioCodec.decode(latents, sample_rate=48000, overlapped=False)``.
+Peak VRAM is ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` for sampling and decoding.
+
+FLOPs (matmul-class only, multiply-add = 2 FLOPs; element-wise ops, norms, RoPE, softmax ignored) of one
+transformer ``decode`` pass over B items, T latent frames, S condition tokens, width D = heads * head_dim,
+H heads of d channels, GLUMBConv hidden F = int(D * mlp_ratio), L blocks::
+
+    per block, per item:
+      self-attention projections q, k, v, out        8 * T * D^2
+      linear attention (V^T K and (V^T K) Q, d+1 rows) 4 * T * H * (d + 1) * d
+      cross-attention q, out on T frames             4 * T * D^2
+      cross-attention k, v on S condition tokens     4 * S * D^2
+      cross-attention softmax(Q K^T) V               4 * T * S * D
+      GLUMBConv: 1x1 D->2F, depthwise 3-tap 2F, 1x1 F->D   T * (4 * D * F + 12 * F + 2 * F * D)
+    once per item: PatchEmbed 2 * T * (128 * 2048 + 2048 * D), final layer 2 * T * D * 128
+
+    passes = N + W with guidance (window W = end - start of ``guidance_window(N, 0.5)``: cond + uncond inside
+    the window), N with guidance off;   TFLOP/s = passes * FLOPs(pass) / sampling seconds.
+
+Peak TFLOP/s: dense bf16/fp16 tensor-core peak of the GPU (H100 SXM and H200: 989); other GPUs print n/a.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from acestep_core.config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerConfig, UMT5Config, VocoderConfig
+from acestep_core.pipeline import GenerationParams, generate
+from acestep_core.sampling.schedule import guidance_window, seconds_to_frames
+
+LOG = logging.getLogger("bench")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0}  # dense bf16/fp16 tensor core, SXM
+PROMPT_TOKENS = 30
+LYRIC_TOKENS = 400
+GUIDANCE = {
+    "app": dict(scheduler_type="euler", cfg_type="apg", guidance_scale=15.0, guidance_interval=0.5,
+                use_erg_tag=True, use_erg_lyric=True, use_erg_diffusion=True),
+    "off": dict(scheduler_type="euler", guidance_scale=1.0, use_erg_tag=False, use_erg_lyric=False,
+                use_erg_diffusion=False),
+}
+COLUMNS = ("dur_s", "steps", "batch", "guidance", "passes", "cond_s", "sample_s", "s_per_step", "decode_s",
+           "total_s", "rtf", "peak_sample_gib", "peak_decode_gib", "tflops", "pct_peak")
+
+
+@dataclass
+class Models:
+    """What ``generate`` and the decode need."""
+
+    transformer: Any
+    text_encoder: Any
+    codec: Any
+    spec: ModelSpec
+    encode_prompt: Callable[[str], tuple[Any, Any]] = field(repr=False)
+    encode_lyrics: Callable[[str], tuple[Any, Any]] = field(repr=False)
+
+
+@dataclass
+class Result:
+    dur_s: float
+    steps: int
+    batch: int
+    guidance: str
+    passes: int
+    cond_s: float
+    sample_s: float
+    s_per_step: float
+    decode_s: float
+    total_s: float
+    rtf: float
+    peak_sample_gib: float | None
+    peak_decode_gib: float | None
+    tflops: float
+    pct_peak: float | None
+
+
+# ---------------------------------------------------------------------------------------------- models
+def tiny_spec() -> ModelSpec:
+    return ModelSpec(name="tiny", transformer=TransformerConfig.tiny(), dcae=DCAEConfig.tiny(),
+                     vocoder=VocoderConfig.tiny(), umt5=UMT5Config.tiny())
+
+
+@torch.no_grad()
+def _fill_random(module: nn.Module, generator: torch.Generator) -> None:
+    """Weights ~ N(0, 0.02), biases 0, 1-D non-bias parameters (norm weights, gains, layer scales) 1."""
+    for name, param in module.named_parameters():
+        if param.ndim >= 2:
+            param.normal_(0.0, 0.02, generator=generator)
+        elif name.endswith("bias"):
+            param.zero_()
+        else:
+            param.fill_(1.0)
+
+
+def _random_module(build: Callable[[], nn.Module], device: torch.device, generator: torch.Generator) -> nn.Module:
+    with torch.device("meta"):
+        module = build()
+    module = module.to_empty(device=device)
+    _fill_random(module, generator)
+    return module.eval().requires_grad_(False)
+
+
+def _fake_tokenizers(spec: ModelSpec, device: torch.device, gen: torch.Generator) -> tuple[Any, Any]:
+    """``encode_prompt`` / ``encode_lyrics`` returning fixed random ids (~30 prompt, ~400 lyric tokens)."""
+    prompt_ids = torch.randint(2, spec.umt5.vocab_size, (1, PROMPT_TOKENS), generator=gen, device=device)
+    lyric_ids = torch.randint(1, spec.transformer.lyric_encoder_vocab_size, (1, LYRIC_TOKENS), generator=gen,
+                              device=device)
+    return (lambda _text: (prompt_ids, torch.ones_like(prompt_ids)),
+            lambda _text: (lyric_ids, torch.ones_like(lyric_ids)))
+
+
+def random_models(spec: ModelSpec, device: torch.device, dtype: torch.dtype, seed: int = 0) -> Models:
+    """Full-size (or tiny) components with random weights, built directly on ``device`` in ``dtype``."""
+    from acestep_core.audio_codec import AudioCodec
+    from acestep_core.dcae import MusicDCAE
+    from acestep_core.text_encoder import UMT5Encoder
+    from acestep_core.transformer import AceStepTransformer
+    from acestep_core.vocoder import Vocoder
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    transformer = _random_module(lambda: AceStepTransformer(spec.transformer, dtype=dtype), device, gen)
+    text_encoder = _random_module(lambda: UMT5Encoder(spec.umt5, dtype=dtype), device, gen)
+    dcae = _random_module(lambda: MusicDCAE(spec.dcae, dtype=dtype), device, gen)
+    vocoder = _random_module(lambda: Vocoder(spec.vocoder, dtype=dtype), device, gen)
+    codec = AudioCodec(dcae, vocoder, spec.codec).to(device)
+    return Models(transformer, text_encoder, codec, spec, *_fake_tokenizers(spec, device, gen))
+
+def checkpoint_models(path: str, device: torch.device, dtype: torch.dtype) -> Models:
+    """Real weights; still fake token ids (tokenisation is not what is timed)."""
+    from acestep_core.loader import load_checkpoint
+
+    loaded = load_checkpoint(path, device=device, dtype=dtype)
+    gen = torch.Generator(device=device).manual_seed(0)
+    return Models(loaded.transformer, loaded.text_encoder, loaded.codec, loaded.spec,
+                  *_fake_tokenizers(loaded.spec, device, gen))
+
+# ---------------------------------------------------------------------------------------------- flops
+def decode_pass_flops(cfg: TransformerConfig, batch: int, frames: int, cond_tokens: int) -> float:
+    """Matmul FLOPs of one ``AceStepTransformer.decode`` call (formula in the module docstring)."""
+    dim, heads, head_dim = cfg.model_dim, cfg.num_attention_heads, cfg.attention_head_dim
+    hidden = int(dim * cfg.mlp_ratio)
+    t, s = frames, cond_tokens
+    per_block = (8 * t * dim**2 + 4 * t * heads * (head_dim + 1) * head_dim
+                 + 4 * t * dim**2 + 4 * s * dim**2 + 4 * t * s * dim
+                 + t * (4 * dim * hidden + 12 * hidden + 2 * hidden * dim))
+    patch = cfg.in_channels * cfg.max_height
+    edges = 2 * t * (patch * cfg.in_channels * 256 + cfg.in_channels * 256 * dim) + 2 * t * dim * patch
+    return float(batch * (cfg.num_layers * per_block + edges))
+
+
+def transformer_passes(steps: int, guidance: str) -> int:
+    if guidance == "off":
+        return steps
+    start, end = guidance_window(steps, GUIDANCE[guidance]["guidance_interval"])
+    return steps + (end - start)
+
+
+def gpu_peak_tflops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_TFLOPS.items() if key in name), None)
+
+
+# ---------------------------------------------------------------------------------------------- timing
+class Clock:
+    """Marks points in time: CUDA events on a GPU (read after one final sync), ``perf_counter`` on CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.marks: dict[str, Any] = {}
+
+    def mark(self, name: str) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks[name] = event
+        else:
+            self.marks[name] = time.perf_counter()
+
+    def seconds(self, start: str, end: str) -> float:
+        if self.cuda:
+            return float(self.marks[start].elapsed_time(self.marks[end])) / 1000.0
+        return float(self.marks[end] - self.marks[start])
+
+
+class MarkingTransformer:
+    """Delegates to the transformer; marks ``sample_start`` at the first ``decode`` call."""
+
+    def __init__(self, transformer: Any, clock: Clock) -> None:
+        self._inner, self._clock = transformer, clock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def decode(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if "sample_start" not in self._clock.marks:
+            self._clock.mark("sample_start")
+        return self._inner.decode(*args, **kwargs)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_gib(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+@dataclass
+class RunTimes:
+    cond_s: float
+    sample_s: float
+    decode_s: float
+    steps_done: int
+    peak_sample_gib: float | None
+    peak_decode_gib: float | None
+
+
+def run_once(models: Models, params: GenerationParams, device: torch.device) -> RunTimes:
+    """One timed generation + decode; checks that the latents and audio are finite."""
+    clock, steps = Clock(device), []
+    wrapped = type("Model", (), {"transformer": MarkingTransformer(models.transformer, clock),
+                                 "text_encoder": models.text_encoder})()
+    _sync(device)
+    _reset_peak(device)
+    clock.mark("start")
+    result = generate(wrapped, params, encode_prompt=models.encode_prompt, encode_lyrics=models.encode_lyrics,
+                      device=device, callback=lambda info: steps.append(info.step))
+    clock.mark("sample_end")
+    _sync(device)
+    peak_sample = _peak_gib(device)
+    _reset_peak(device)
+    clock.mark("decode_start")
+    audio = models.codec.decode(result.latents.to(next(models.codec.parameters()).dtype), sample_rate=48000,
+                                overlapped=False)
+    clock.mark("decode_end")
+    _sync(device)
+    if not (torch.isfinite(result.latents).all() and torch.isfinite(audio).all()):
+        LOG.warning("non-finite latents or audio (random weights?) for %s", params)
+    return RunTimes(clock.seconds("start", "sample_start"), clock.seconds("sample_start", "sample_end"),
+                    clock.seconds("decode_start", "decode_end"), len(steps), peak_sample, _peak_gib(device))
+
+
+def case_params(duration: float, steps: int, batch: int, guidance: str) -> GenerationParams:
+    return GenerationParams(prompt="bench", lyrics="bench", audio_duration=duration, infer_step=steps,
+                            batch_size=batch, manual_seeds=list(range(batch)), **GUIDANCE[guidance])
+
+
+def bench_case(models: Models, duration: float, steps: int, batch: int, guidance: str, repeats: int,
+               device: torch.device) -> Result:
+    params = case_params(duration, steps, batch, guidance)
+    runs = [run_once(models, params, device) for _ in range(repeats)]
+    best = min(runs, key=lambda r: r.cond_s + r.sample_s + r.decode_s)
+    if best.steps_done != steps:
+        raise RuntimeError(f"callback counted {best.steps_done} steps, expected {steps}")
+    passes = transformer_passes(steps, guidance)
+    cond_tokens = 1 + PROMPT_TOKENS + LYRIC_TOKENS
+    flops = passes * decode_pass_flops(models.spec.transformer, batch, seconds_to_frames(duration), cond_tokens)
+    tflops = flops / best.sample_s / 1e12
+    peak = gpu_peak_tflops(device)
+    total = best.cond_s + best.sample_s + best.decode_s
+    return Result(duration, steps, batch, guidance, passes, best.cond_s, best.sample_s, best.sample_s / steps,
+                  best.decode_s, total, duration * batch / total, max(r.peak_sample_gib or 0 for r in runs) or None,
+                  max(r.peak_decode_gib or 0 for r in runs) or None, tflops,
+                  None if peak is None else 100.0 * tflops / peak)
+
+
+# ---------------------------------------------------------------------------------------------- output
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def markdown_table(results: Sequence[Result]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(getattr(r, c)) for c in COLUMNS) + " |" for r in results]
+    return "\n".join(lines)
+
+
+def environment(device: torch.device, dtype: str, checkpoint: str | None, tiny: bool) -> dict[str, Any]:
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return {"gpu": gpu, "torch": torch.__version__, "dtype": dtype, "peak_tflops": gpu_peak_tflops(device),
+            "weights": checkpoint or ("random tiny" if tiny else "random full-size"),
+            "prompt_tokens": PROMPT_TOKENS, "lyric_tokens": LYRIC_TOKENS}
+
+
+# ---------------------------------------------------------------------------------------------- main
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.bench_generate", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder or single file (default: random weights)")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--dtype", default="bf16", choices=sorted(DTYPES))
+    p.add_argument("--durations", type=_floats, default=[60.0, 240.0], help="seconds, comma separated")
+    p.add_argument("--steps", type=_ints, default=[27, 60])
+    p.add_argument("--batch", type=_ints, default=[1, 4])
+    p.add_argument("--guidance", type=lambda s: s.split(","), default=["app", "off"])
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--tiny", action="store_true", help="tiny configs (CPU smoke test)")
+    p.add_argument("--json", default=None, help="write the environment and results here (after every case)")
+    p.add_argument("--time-budget", type=float, default=math.inf,
+                   help="skip the remaining cases once this many seconds have passed")
+    args = p.parse_args(argv)
+    unknown = set(args.guidance) - set(GUIDANCE)
+    if unknown:
+        p.error(f"unknown --guidance {sorted(unknown)}; known: {sorted(GUIDANCE)}")
+    return args
+
+
+def _cases(args: argparse.Namespace) -> list[tuple[float, int, int, str]]:
+    cases = [(d, s, b, g) for b in args.batch for d in args.durations for s in args.steps for g in args.guidance]
+    return sorted(cases, key=lambda c: (c[2], c[0] * c[1]))  # cheap first, so a time budget cuts the corner
+
+
+def _write_json(path: str | None, env: dict[str, Any], results: Sequence[Result], skipped: list[Any]) -> None:
+    if path:
+        payload = {"environment": env, "results": [asdict(r) for r in results], "skipped": skipped}
+        Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> list[Result]:
+    args = parse_args(argv)
+    device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    started = time.perf_counter()
+    if args.checkpoint:
+        models = checkpoint_models(args.checkpoint, device, dtype)
+    else:
+        models = random_models(tiny_spec() if args.tiny else MODEL_SPECS["ace-step-v1-3.5b"], device, dtype)
+    LOG.info("models ready in %.1f s", time.perf_counter() - started)
+    env = environment(device, args.dtype, args.checkpoint, args.tiny)
+    run_once(models, case_params(min(args.durations), 3, 1, args.guidance[0]), device)  # warm-up, untimed
+    results: list[Result] = []
+    skipped: list[Any] = []
+    for case in _cases(args):
+        if time.perf_counter() - started > args.time_budget:
+            skipped.append(case)
+            LOG.warning("time budget spent: skipping %s", case)
+            continue
+        LOG.info("case dur=%s steps=%s batch=%s guidance=%s", *case)
+        try:
+            results.append(bench_case(models, *case, repeats=args.repeats, device=device))
+        except torch.OutOfMemoryError:
+            LOG.warning("out of memory: skipping %s", case)
+            skipped.append((*case, "oom"))
+            torch.cuda.empty_cache()
+        _write_json(args.json, env, results, skipped)
+    _write_json(args.json, env, results, skipped)
+    print(f"GPU: {env['gpu']}, torch {env['torch']}, {args.dtype}, weights: {env['weights']}, "
+          f"peak {_fmt(env['peak_tflops'])} TFLOP/s")
+    print(markdown_table(results))
+    if skipped:
+        print(f"skipped (time budget / oom): {skipped}")
+    return results
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    main()
