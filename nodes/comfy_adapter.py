@@ -300,28 +300,6 @@ def model_folders(kind: str) -> list[Path]:
     return [_standalone_models_dir() / kind]
 
 
-def checkpoint_files() -> list[str]:
-    """Names of the files in the checkpoints folders (relative, ``/``-separated), as ComfyUI lists them."""
-    if comfy_available():
-        return list(_comfy()[1].get_filename_list(CHECKPOINTS_FOLDER))
-    names = []
-    for root in model_folders(CHECKPOINTS_FOLDER):
-        if root.is_dir():
-            names += [p.relative_to(root).as_posix() for p in root.rglob("*.safetensors") if p.is_file()]
-    return sorted(names)
-
-
-def checkpoint_file_path(name: str) -> Path | None:
-    """Full path of a checkpoints-folder file name, or None."""
-    if comfy_available():
-        path = _comfy()[1].get_full_path(CHECKPOINTS_FOLDER, name)
-        return Path(path) if path else None
-    for root in model_folders(CHECKPOINTS_FOLDER):
-        if (root / name).is_file():
-            return root / name
-    return None
-
-
 def folder_files(kind: str, suffixes: tuple[str, ...] = (".safetensors", ".sft")) -> list[str]:
     """Names of the files of a model type (e.g. ``loras``), relative, ``/``-separated, as ComfyUI lists them."""
     if comfy_available():

@@ -93,8 +93,8 @@ def list_checkpoints() -> list[str]:
     """The loader's choices: ACE-Step single files, ``ace_step/<folder>`` folders, then the download choice."""
     from acestep_core.loader import HF_REPO_CACHE_DIR
 
-    files = [name for name in adapter.checkpoint_files()
-             if name.endswith((".safetensors", ".sft")) and _is_ace_step_file(adapter.checkpoint_file_path(name))]
+    files = [name for name in adapter.folder_files(adapter.CHECKPOINTS_FOLDER)
+             if _is_ace_step_file(adapter.folder_file_path(adapter.CHECKPOINTS_FOLDER, name))]
     folders = []
     for root in adapter.model_folders(adapter.ACE_STEP_FOLDER):
         if root.is_dir():
@@ -133,7 +133,7 @@ def resolve_checkpoint(name: str) -> Path:
             if (root / name[len(FOLDER_PREFIX):]).is_dir():
                 return root / name[len(FOLDER_PREFIX):]
     else:
-        path = adapter.checkpoint_file_path(name)
+        path = adapter.folder_file_path(adapter.CHECKPOINTS_FOLDER, name)
         if path is not None:
             return path
     from acestep_core.errors import CheckpointError
