@@ -5,7 +5,10 @@ ComfyUI imports this package and reads ``NODE_CLASS_MAPPINGS``,
 ``acestep_core`` (plain PyTorch, never imports ComfyUI); ``nodes`` wraps it.
 """
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+if __package__:  # ComfyUI imports the pack folder as a package
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+else:  # imported as a plain module, e.g. by pytest when the checkout folder is not a Python identifier
+    from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
 WEB_DIRECTORY = "./web"
 
