@@ -57,6 +57,7 @@ from typing import Any
 
 import torch
 
+from .accel import Acceleration, Denoiser
 from .errors import AceStepInputError, check_latent_shape
 from .sampling.conditions import PromptStates, build_edit_conditions, encode_prompt_states, lyric_tokens
 from .sampling.guidance import uses_guidance
@@ -187,7 +188,7 @@ def _record(params: GenerationParams, task: str, seeds: list[int], retake_seeds:
 def _run_edit(model: Any, params: GenerationParams, src: torch.Tensor, encode_prompt: TokenizeFn,
               encode_lyrics: TokenizeFn, retake_generators: list[torch.Generator], progress_args: dict[str, Any],
               device: torch.device, dtype: torch.dtype, trace: Callable[..., None] | None,
-              upstream_bugs: bool) -> torch.Tensor:
+              upstream_bugs: bool, acceleration: Acceleration | None) -> torch.Tensor:
     batch = params.batch_size
     target_prompt = params.prompt if params.edit_target_prompt is None else params.edit_target_prompt
     target_lyrics = (params.lyrics or "") if params.edit_target_lyrics is None else params.edit_target_lyrics
@@ -204,7 +205,8 @@ def _run_edit(model: Any, params: GenerationParams, src: torch.Tensor, encode_pr
     schedule = flow_schedule(params.infer_step, "euler")
     first, _ = edit_phase_bounds(params.infer_step, config)
     progress = Progress(params.infer_step - first, **progress_args)
-    return run_flowedit(model.transformer, source, target, src, schedule, config, retake_generators,
+    return run_flowedit(Denoiser(model.transformer, acceleration), source, target, src, schedule, config,
+                        retake_generators,
                         progress=progress, trace=trace)
 
 
@@ -215,7 +217,7 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
              callback: Callable[[StepInfo], None] | None = None, should_stop: Callable[[], bool] | None = None,
              generator_device: str | torch.device | None = None,
              trace: Callable[[int, str, torch.Tensor], None] | None = None,
-             upstream_bugs: bool = False) -> GenerationResult:
+             upstream_bugs: bool = False, acceleration: Acceleration | None = None) -> GenerationResult:
     """Run one ACE-Step v1 generation and return its latents.
 
     Args:
@@ -234,6 +236,8 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
         trace: debugging hook ``trace(step, name, tensor)`` (noise draws and scheduler step tensors).
         upstream_bugs: reproduce the upstream bugs this module fixes where a golden pins them (currently the
             FlowEdit + PingPong edit phase that never updates, DIVERGENCES item 6).
+        acceleration: how the transformer passes run (batched guidance by default; CUDA graphs and
+            ``torch.compile`` opt-in), see :class:`acestep_core.accel.Acceleration`.
     """
     params.validate()
     task = "audio2audio" if params.audio2audio_enable and ref_latents is not None else params.task
@@ -254,7 +258,7 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
     if task == "edit":
         assert src is not None
         latents = _run_edit(model, params, src, encode_prompt, encode_lyrics, retake_generators, progress_args,
-                            device, dtype, trace, upstream_bugs)
+                            device, dtype, trace, upstream_bugs, acceleration)
     else:
         prompt, lyrics = _encode(encode_prompt, encode_lyrics, model.text_encoder, params.prompt,
                                  params.lyrics or "", batch=batch, device=device, dtype=dtype,
@@ -263,7 +267,7 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
                                   oss_steps, src, ref)
         latents = run_text2music(model.transformer, inputs, prompt, lyrics, generators=generators,
                                  retake_generators=retake_generators, device=device, dtype=dtype,
-                                 trace=trace, **progress_args)
+                                 trace=trace, acceleration=acceleration, **progress_args)
     timecosts = {"diffusion": time.perf_counter() - started}
     return GenerationResult(latents.to(torch.float32),
                             _record(params, task, seeds, retake_seeds, oss_steps, timecosts))

@@ -21,6 +21,7 @@ Deliberate divergences:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import torch
@@ -28,6 +29,7 @@ from torch import nn
 
 from .config import TransformerConfig
 from .errors import AceStepInputError, check_latent_shape
+from .nn.attention import cross_attention_bias
 from .nn.blocks import TIMESTEP_CHANNELS, FinalLayer, LinearTransformerBlock, PatchEmbed, TimestepEmbedding, Timesteps
 from .nn.conformer import LyricConformerEncoder
 from .nn.rope import rope_tables
@@ -181,19 +183,24 @@ class AceStepTransformer(nn.Module):
         mask = torch.cat([speaker_mask, text_attention_mask.to(speaker_mask), lyric_mask.to(speaker_mask)], dim=1)
         return states, mask
 
-    def decode(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, encoder_hidden_states: torch.Tensor,
-               encoder_hidden_mask: torch.Tensor, timestep: torch.Tensor | float, *, output_length: int | None = None,
-               query_scale: float = 1.0) -> torch.Tensor:
+    def decode(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None,
+               encoder_hidden_states: torch.Tensor, encoder_hidden_mask: torch.Tensor, timestep: torch.Tensor | float,
+               *, output_length: int | None = None, query_scale: float | torch.Tensor = 1.0,
+               block_forward: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
         """Predict the flow velocity for noisy latents.
 
         Args:
             hidden_states: [B, 8, 16, T] noisy latents (activation dtype = this dtype).
-            attention_mask: [B, T] latent frame mask (all ones in normal sampling).
+            attention_mask: [B, T] latent frame mask, or ``None`` when every frame is valid (what sampling
+                passes: same result as all ones, without the per-frame masking work).
             encoder_hidden_states: [B, S, D] and ``encoder_hidden_mask`` [B, S] from :meth:`encode`.
             timestep: ``t = 1000 * sigma``; a number, a 0-d or [1] tensor (shared by the batch) or [B].
             output_length: frames of the output (zero pad / crop the time axis); ``None`` = T.
             query_scale: multiplies the ``attn.to_q`` and ``cross_attn.to_q`` outputs of blocks
-                ``ERG_DIFFUSION_BLOCKS`` (``ERG_TEMPERATURE`` reproduces upstream's ERG-diffusion hooks).
+                ``ERG_DIFFUSION_BLOCKS`` (``ERG_TEMPERATURE`` reproduces upstream's ERG-diffusion hooks); a number,
+                or a [B] tensor with one factor per item (batched cond / uncond guidance passes).
+            block_forward: runs one block instead of ``block(...)``, called as ``block_forward(block, ...)``
+                (``torch.compile`` of ``LinearTransformerBlock.forward``, see :mod:`acestep_core.accel`).
 
         Returns:
             [B, 8, 16, output_length or T] velocity, in the activation dtype.
@@ -208,11 +215,13 @@ class AceStepTransformer(nn.Module):
         rope = rope_tables(x.shape[1], head_dim, theta, device=x.device, dtype=x.dtype)
         context_rope = rope_tables(encoder_hidden_states.shape[1], head_dim, theta,
                                    device=x.device, dtype=encoder_hidden_states.dtype)
-        mask = attention_mask.to(torch.float32)
-        context_mask = encoder_hidden_mask.to(torch.float32)
+        mask = None if attention_mask is None else attention_mask.to(torch.float32)
+        cross_bias = cross_attention_bias(mask, encoder_hidden_mask, self.cfg.num_attention_heads, x.shape[1],
+                                          x.dtype)
+        run = block_forward or LinearTransformerBlock.__call__
         for index, block in enumerate(self.transformer_blocks):
             scale = query_scale if index in ERG_DIFFUSION_BLOCKS else 1.0
-            x = block(x, temb, encoder_hidden_states, mask, context_mask, rope, context_rope, query_scale=scale)
+            x = run(block, x, temb, encoder_hidden_states, mask, cross_bias, rope, context_rope, query_scale=scale)
         return self.final_layer(x, embedded_timestep, frames if output_length is None else output_length)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor,
@@ -263,7 +272,9 @@ class AceStepTransformer(nn.Module):
         check_latent_shape(latents, channels=cfg.in_channels, height=cfg.max_height, name="hidden_states")
         latents = cast(torch.Tensor, latents)  # check_latent_shape raised unless it is a tensor
         batch, frames = latents.shape[0], latents.shape[-1]
-        _expect("attention_mask", frame_mask, (batch, frames), "latent frame mask, one entry per latent frame")
+        if frame_mask is not None:
+            _expect("attention_mask", frame_mask, (batch, frames), "latent frame mask, one entry per latent frame "
+                    "(or None: every frame valid)")
         context = _expect("encoder_hidden_states", context, (batch, "S", cfg.model_dim),
                           "condition sequence from AceStepTransformer.encode")
         _expect("encoder_hidden_mask", context_mask, (batch, context.shape[1]),

@@ -11,6 +11,8 @@ Deliberate divergences:
 - ``scale_shift_table`` parameters are created with ``torch.empty`` (then initialised like upstream) and
   read through :func:`acestep_core.ops.cast_like`, so they follow the activation dtype/device.
 - ERG is a ``query_scale`` argument of :meth:`LinearTransformerBlock.forward` instead of a forward hook.
+- ``GLUMBConv`` runs channels-last: its 1x1 convs are matrix products on ``[B, T, C]`` (same weights and keys;
+  upstream's ``[B, C, T]`` layout made the GPU pick slow unaligned kernels for odd frame counts).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from ..ops import Ops, cast_like
-from .attention import CrossAttention, LinearSelfAttention
+from .attention import CrossAttention, LinearSelfAttention, QueryScale
 from .rope import RopeTables
 
 RMS_NORM_EPS = 1e-6  # upstream RMSNorm(..., eps=1e-6) in the blocks and the final layer
@@ -35,14 +37,14 @@ PATCH_GROUP_NORM_EPS = 1e-6
 
 
 def rms_norm(x: torch.Tensor, eps: float = RMS_NORM_EPS) -> torch.Tensor:
-    """Parameter-free RMS normalisation over the last axis, variance in fp32 (diffusers ``RMSNorm``)."""
-    variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
-    return (x * torch.rsqrt(variance + eps)).to(x.dtype)
+    """Parameter-free RMS normalisation over the last axis, computed in fp32 (diffusers ``RMSNorm``), one
+    fused kernel where torch has one."""
+    return F.rms_norm(x, (x.shape[-1],), eps=eps)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """AdaLN modulation ``x * (1 + scale) + shift`` (upstream ``t2i_modulate``)."""
-    return x * (1 + scale) + shift
+    """AdaLN modulation ``x * (1 + scale) + shift`` (upstream ``t2i_modulate``), one fused multiply-add."""
+    return torch.addcmul(shift, x, 1 + scale)
 
 
 def timestep_features(timestep: torch.Tensor, channels: int = TIMESTEP_CHANNELS) -> torch.Tensor:
@@ -117,8 +119,43 @@ class _ConvLayer(nn.Module):
         return self.conv(x)
 
 
+_CHANNELS_LAST_CLASSES: dict[tuple[type, str], type] = {}
+
+
+def _channels_last_conv1d(conv_cls: type, kind: str) -> type:
+    """A subclass of ``conv_cls`` (``torch.nn.Conv1d`` or an injected ops' Conv1d) that takes and returns
+    channels-last ``[B, T, C]`` activations: ``kind="pointwise"`` (kernel 1) is a matrix product over the
+    channels, ``kind="depthwise"`` the grouped conv on a transposed view.
+
+    Only ``_conv_forward(input, weight, bias)`` is replaced; torch's and ComfyUI's Conv1d ``forward`` both
+    route through it after their weight casting, and parameters / checkpoint keys stay the Conv1d's.
+    """
+    key = (conv_cls, kind)
+    if key not in _CHANNELS_LAST_CLASSES:
+        if kind == "pointwise":
+            def conv_forward(self: nn.Conv1d, input: torch.Tensor, weight: torch.Tensor,
+                             bias: torch.Tensor | None) -> torch.Tensor:
+                return F.linear(input, weight[..., 0], bias)  # [B, T, C_in] -> [B, T, C_out]
+        else:
+            def conv_forward(self: nn.Conv1d, input: torch.Tensor, weight: torch.Tensor,
+                             bias: torch.Tensor | None) -> torch.Tensor:
+                return depthwise_conv1d_channels_last(input, weight, bias)
+        _CHANNELS_LAST_CLASSES[key] = type(f"ChannelsLast{kind.title()}{conv_cls.__name__}", (conv_cls,),
+                                           {"_conv_forward": conv_forward, "__module__": __name__})
+    return _CHANNELS_LAST_CLASSES[key]
+
+
+def depthwise_conv1d_channels_last(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """3-tap depthwise conv, zero padded, of channels-last ``x`` [B, T, C] with ``weight`` [C, 1, 3]."""
+    out = F.conv1d(x.transpose(1, 2), weight, bias, padding=weight.shape[-1] // 2, groups=weight.shape[0])
+    return out.transpose(1, 2)
+
+
 class GLUMBConv(nn.Module):
     """Gated 1-D conv feed-forward of Sana: 1x1 expand -> SiLU -> depthwise k=3 -> GLU(SiLU) -> 1x1.
+
+    Runs channels-last (``[B, T, C]`` throughout): the 1x1 convs are matrix products over the channels, so
+    the matmul kernels see the model width as their leading dimension whatever the number of frames.
 
     Args:
         dim: input/output width.
@@ -128,18 +165,18 @@ class GLUMBConv(nn.Module):
     def __init__(self, dim: int, hidden: int, *, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None, ops: Ops = nn) -> None:
         super().__init__()
-        self.inverted_conv = _ConvLayer(ops.Conv1d(dim, 2 * hidden, 1, bias=True, dtype=dtype, device=device))
-        self.depth_conv = _ConvLayer(ops.Conv1d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=True,
-                                                dtype=dtype, device=device))
-        self.point_conv = _ConvLayer(ops.Conv1d(hidden, dim, 1, bias=False, dtype=dtype, device=device))
+        pointwise, depthwise = (_channels_last_conv1d(ops.Conv1d, kind) for kind in ("pointwise", "depthwise"))
+        self.inverted_conv = _ConvLayer(pointwise(dim, 2 * hidden, 1, bias=True, dtype=dtype, device=device))
+        self.depth_conv = _ConvLayer(depthwise(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=True,
+                                               dtype=dtype, device=device))
+        self.point_conv = _ConvLayer(pointwise(hidden, dim, 1, bias=False, dtype=dtype, device=device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, D] -> [B, T, D]; the depthwise conv mixes frames t-1, t, t+1 (zero padded)."""
-        h = F.silu(self.inverted_conv(x.transpose(1, 2)))  # [B, 2 * hidden, T]
+        h = F.silu(self.inverted_conv(x))  # [B, T, 2 * hidden]
         h = self.depth_conv(h)
-        h, gate = torch.chunk(h, 2, dim=1)  # [B, hidden, T] each
-        h = self.point_conv(h * F.silu(gate))  # [B, D, T]
-        return h.transpose(1, 2)
+        h, gate = torch.chunk(h, 2, dim=-1)  # [B, T, hidden] each
+        return self.point_conv(h * F.silu(gate))  # [B, T, D]
 
 
 class LinearTransformerBlock(nn.Module):
@@ -167,18 +204,19 @@ class LinearTransformerBlock(nn.Module):
         self.scale_shift_table = nn.Parameter(torch.empty(6, dim, dtype=dtype, device=device))
         nn.init.normal_(self.scale_shift_table, std=dim**-0.5)
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor, mask: torch.Tensor,
-                context_mask: torch.Tensor, rope: RopeTables, context_rope: RopeTables, *,
-                query_scale: float = 1.0) -> torch.Tensor:
-        """``x`` [B, T, D], ``temb`` [B, 6D], ``context`` [B, S, D], masks [B, T] / [B, S] -> [B, T, D]."""
+    def forward(self, x: torch.Tensor, temb: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None,
+                cross_bias: torch.Tensor, rope: RopeTables, context_rope: RopeTables, *,
+                query_scale: QueryScale = 1.0) -> torch.Tensor:
+        """``x`` [B, T, D], ``temb`` [B, 6D], ``context`` [B, S, D], frame ``mask`` [B, T] (``None`` = all
+        valid), ``cross_bias`` from :func:`~acestep_core.nn.attention.cross_attention_bias` -> [B, T, D]."""
         table = cast_like(self.scale_shift_table, x)[None] + temb.reshape(x.shape[0], 6, -1)  # [B, 6, D]
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = table.chunk(6, dim=1)  # [B, 1, D] each
 
         attn_in = modulate(rms_norm(x), shift_msa, scale_msa)
-        x = x + gate_msa * self.attn(attn_in, mask, rope, query_scale=query_scale)
-        x = x + self.cross_attn(x, context, mask, context_mask, rope, context_rope, query_scale=query_scale)
+        x = torch.addcmul(x, gate_msa, self.attn(attn_in, mask, rope, query_scale=query_scale))
+        x = x + self.cross_attn(x, context, cross_bias, rope, context_rope, query_scale=query_scale)
         ff_in = modulate(rms_norm(x), shift_mlp, scale_mlp)
-        return x + gate_mlp * self.ff(ff_in)
+        return torch.addcmul(x, gate_mlp, self.ff(ff_in))
 
 
 class FinalLayer(nn.Module):

@@ -11,15 +11,18 @@ the checkpoint was trained with, so it is reproduced exactly (spec 2.6, quirk 8.
 Deliberate divergences:
 - No module and no buffers: the cos/sin tables are a pure function of (length, head_dim, theta) and are
   built on demand (the loader builds models on the meta device and assigns only checkpoint tensors).
-- Tables are computed in fp32 and cast to the activation dtype, which gives the same values as upstream's
-  fp32 cache converted by ``model.to(dtype)``.
+- Tables are computed in fp32 and rounded to the activation dtype, which gives the same values as upstream's
+  fp32 cache converted by ``model.to(dtype)``; they are handed out as fp32 tensors holding those values so the
+  products run in fp32 without extra casts.
+- The sine table is stored with the rotation's signs folded in (``-sin`` on even channels) and the rotation
+  is ``x * cos + swap_pairs(x) * signed_sin``: the same products as upstream, in fewer kernels.
 """
 
 from __future__ import annotations
 
 import torch
 
-RopeTables = tuple[torch.Tensor, torch.Tensor]  # (cos, sin), each [S, head_dim]
+RopeTables = tuple[torch.Tensor, torch.Tensor]  # (cos, signed sin), each [S, head_dim], fp32
 
 
 def rope_inverse_frequencies(head_dim: int, theta: float, *, device: torch.device | None = None) -> torch.Tensor:
@@ -36,10 +39,11 @@ def rope_tables(
     device: torch.device | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> RopeTables:
-    """Cos/sin tables for positions 0 .. length-1, computed in fp32 and cast to ``dtype``.
+    """Cos/sin tables for positions 0 .. length-1, computed in fp32 and rounded to ``dtype``.
 
-    Returns ``(cos, sin)``, each ``[length, head_dim]`` with the half-split layout
-    ``angle[p, j] = p * inv_freq[j mod head_dim/2]``.
+    Returns ``(cos, signed_sin)``, each ``[length, head_dim]`` fp32 with the half-split layout
+    ``angle[p, j] = p * inv_freq[j mod head_dim/2]``; ``signed_sin[p, j] = -sin`` for even ``j``, ``+sin`` for
+    odd ``j`` (see :func:`apply_rope`).
     """
     if head_dim % 2:
         raise ValueError(f"rotary embedding needs an even head_dim, got {head_dim}")
@@ -47,7 +51,8 @@ def rope_tables(
     positions = torch.arange(length, dtype=torch.int64, device=device).type_as(inv_freq)
     freqs = torch.outer(positions, inv_freq)  # [S, head_dim / 2]
     angles = torch.cat((freqs, freqs), dim=-1)  # [S, head_dim]
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+    sign = 1.0 - 2.0 * ((torch.arange(head_dim, device=device) + 1) % 2).float()  # [head_dim]: -1, +1, -1, ...
+    return angles.cos().to(dtype).float(), (angles.sin().to(dtype).float() * sign)
 
 
 def apply_rope(x: torch.Tensor, tables: RopeTables) -> torch.Tensor:
@@ -58,11 +63,10 @@ def apply_rope(x: torch.Tensor, tables: RopeTables) -> torch.Tensor:
         out[2k]   = x[2k]   * cos(a) - x[2k+1] * sin(a)
         out[2k+1] = x[2k+1] * cos(b) + x[2k]   * sin(b)
 
-    The products are taken in fp32 and the result is cast back to ``x.dtype``.
+    computed as ``x * cos + swap_pairs(x) * signed_sin`` with the products in fp32 (the tables are fp32, so
+    ``x * cos`` promotes) and the result cast back to ``x.dtype``. Works for any memory layout of ``x``.
     """
-    cos, sin = tables  # [S, head_dim]
-    cos = cos.to(x.device)[None, None]  # [1, 1, S, head_dim]
-    sin = sin.to(x.device)[None, None]
-    even, odd = x.reshape(*x.shape[:-1], -1, 2).unbind(-1)  # [B, H, S, head_dim / 2] each
-    rotated = torch.stack((-odd, even), dim=-1).flatten(3)  # [B, H, S, head_dim]
-    return (x.float() * cos + rotated.float() * sin).to(x.dtype)
+    cos, signed_sin = tables  # [S, head_dim] fp32
+    cos, signed_sin = cos.to(x.device, torch.float32), signed_sin.to(x.device, torch.float32)
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # channel 2k <-> 2k+1
+    return torch.addcmul(x * cos, swapped, signed_sin).to(x.dtype)

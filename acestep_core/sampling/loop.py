@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
+from ..accel import Denoiser
 from ..transformer import ERG_TEMPERATURE
 from .conditions import ConditionSet
 from .guidance import MomentumBuffer, apg, cfg, cfg_double, cfg_star, guidance_scale_at
@@ -76,35 +77,58 @@ class GuidanceConfig:
 
 
 class GuidedVelocity:
-    """``v(x, t, i)``: conditional decode, plus uncond / only-text decodes and guidance inside the window."""
+    """``v(x, t, i)``: conditional decode, plus uncond / only-text decodes and guidance inside the window.
 
-    def __init__(self, transformer: Any, conditions: ConditionSet, config: GuidanceConfig) -> None:
-        self.transformer = transformer
+    With ``denoiser.batch_guidance`` (the default) the passes of a guided step run as one batch
+    ``[cond; (only_text;) uncond]``, ERG-diffusion as the per-item query scale of the unconditional items.
+    """
+
+    def __init__(self, denoiser: Denoiser, conditions: ConditionSet, config: GuidanceConfig) -> None:
+        self.denoiser = denoiser
         self.conditions = conditions
         self.config = config
         self.momentum = MomentumBuffer()
+        self._batched: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
-    def _decode(self, x: torch.Tensor, states: torch.Tensor, timestep: torch.Tensor,
-                query_scale: float = 1.0) -> torch.Tensor:
-        frame_mask = x.new_ones(x.shape[0], x.shape[-1])
-        return self.transformer.decode(x, frame_mask, states, self.conditions.mask, timestep,
-                                       output_length=x.shape[-1], query_scale=query_scale)
+    def _guided_batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """States, mask and per-item query scales of the batched guided pass (built once)."""
+        if self._batched is None:
+            conds = self.conditions
+            branches = [conds.cond]
+            if self.config.double_condition and conds.only_text is not None:
+                branches.append(conds.only_text)
+            assert conds.uncond is not None  # built whenever do_cfg
+            branches.append(conds.uncond)
+            erg = ERG_TEMPERATURE if self.config.erg_diffusion else 1.0
+            scales = torch.ones(batch * len(branches), dtype=torch.float32, device=conds.cond.device)
+            scales[-batch:] = erg
+            self._batched = (torch.cat(branches), conds.mask.repeat(len(branches), 1), scales)
+        return self._batched
+
+    def _guided_passes(self, x: torch.Tensor, timestep: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``(v_cond, v_text or None, v_uncond)`` of one guided step."""
+        conds, erg = self.conditions, ERG_TEMPERATURE if self.config.erg_diffusion else 1.0
+        with_text = self.config.double_condition and conds.only_text is not None
+        if self.denoiser.batch_guidance:
+            states, mask, scales = self._guided_batch(x.shape[0])
+            branches = 3 if with_text else 2
+            out = self.denoiser(torch.cat([x] * branches), states, mask, timestep, scales).chunk(branches)
+            return out[0], out[1] if with_text else None, out[-1]
+        assert conds.uncond is not None
+        v_cond = self.denoiser(x, conds.cond, conds.mask, timestep)
+        v_text = self.denoiser(x, conds.only_text, conds.mask, timestep) if with_text else None
+        return v_cond, v_text, self.denoiser(x, conds.uncond, conds.mask, timestep, erg)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, index: int) -> torch.Tensor:
         cfg_conf, conds = self.config, self.conditions
-        timestep = t.expand(x.shape[0])
+        timestep = t.reshape(1)
         start, end = cfg_conf.window
         if not (cfg_conf.do_cfg and start <= index < end):
-            return self._decode(x, conds.cond, timestep)
-        assert conds.uncond is not None  # built whenever do_cfg
+            return self.denoiser(x, conds.cond, conds.mask, timestep)
         scale = guidance_scale_at(index, cfg_conf.window, cfg_conf.guidance_scale, cfg_conf.min_guidance_scale,
                                   cfg_conf.decay)
-        v_cond = self._decode(x, conds.cond, timestep)
-        v_text = None
-        if cfg_conf.double_condition and conds.only_text is not None:
-            v_text = self._decode(x, conds.only_text, timestep)
-        erg = ERG_TEMPERATURE if cfg_conf.erg_diffusion else 1.0
-        v_uncond = self._decode(x, conds.uncond, timestep, query_scale=erg)
+        v_cond, v_text, v_uncond = self._guided_passes(x, timestep)
         if v_text is not None:
             return cfg_double(v_cond, v_uncond, v_text, cfg_conf.guidance_scale_text, cfg_conf.guidance_scale_lyric)
         if cfg_conf.cfg_type == "apg":

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from ..accel import Denoiser
 from .conditions import ConditionSet
 from .guidance import MomentumBuffer, apg
 from .loop import Progress
@@ -51,15 +51,13 @@ def edit_phase_bounds(num_steps: int, config: EditConfig) -> tuple[int, int]:
 class EditVelocity:
     """APG-guided velocity of one branch, decoding ``[x; x]`` against ``[cond; uncond]`` in one batch."""
 
-    def __init__(self, transformer: Any, conditions: ConditionSet, config: EditConfig) -> None:
-        self.transformer, self.conditions, self.config = transformer, conditions, config
+    def __init__(self, denoiser: Denoiser, conditions: ConditionSet, config: EditConfig) -> None:
+        self.denoiser, self.conditions, self.config = denoiser, conditions, config
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, momentum: MomentumBuffer | None) -> torch.Tensor:
         x = x.to(self.conditions.cond.dtype)  # upstream feeds float32 here with PingPong (a crash in bf16)
         model_input = torch.cat([x, x]) if self.config.do_cfg else x
-        frame_mask = model_input.new_ones(model_input.shape[0], model_input.shape[-1])
-        out = self.transformer.decode(model_input, frame_mask, self.conditions.cond, self.conditions.mask,
-                                      t.expand(model_input.shape[0]), output_length=model_input.shape[-1])
+        out = self.denoiser(model_input, self.conditions.cond, self.conditions.mask, t.reshape(1))
         if not self.config.do_cfg:
             return out
         v_cond, v_uncond = out.chunk(2)
@@ -67,14 +65,14 @@ class EditVelocity:
 
 
 @torch.no_grad()
-def run_flowedit(transformer: Any, source: ConditionSet, target: ConditionSet, src_latents: torch.Tensor,
+def run_flowedit(denoiser: Denoiser, source: ConditionSet, target: ConditionSet, src_latents: torch.Tensor,
                  schedule: Schedule, config: EditConfig, generators: Sequence[torch.Generator], *,
                  progress: Progress, trace: Callable[[int, str, torch.Tensor], None] | None = None) -> torch.Tensor:
     """Edit ``src_latents`` [B, 8, 16, T] from the source condition toward the target condition;
     ``trace(-1, "noise.k", tensor)`` sees the k-th Gaussian draw."""
     dtype, device = src_latents.dtype, src_latents.device
-    v_source = EditVelocity(transformer, source, config)
-    v_target = EditVelocity(transformer, target, config)
+    v_source = EditVelocity(denoiser, source, config)
+    v_target = EditVelocity(denoiser, target, config)
     momentum_src, momentum_tar = MomentumBuffer(), MomentumBuffer()
     timesteps = schedule.timesteps.to(device)
     first, last = edit_phase_bounds(len(timesteps), config)

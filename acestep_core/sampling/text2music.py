@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..accel import Acceleration, Denoiser
 from ..errors import AceStepInputError
 from .conditions import LyricTokens, PromptStates, build_conditions
 from .guidance import uses_double_condition, uses_guidance
@@ -92,8 +93,10 @@ def run_text2music(transformer: Any, inputs: Text2MusicInputs, prompt: PromptSta
                    generators: Sequence[torch.Generator], retake_generators: Sequence[torch.Generator],
                    device: torch.device, dtype: torch.dtype, callback: Callable[..., None] | None = None,
                    should_stop: Callable[[], bool] | None = None,
-                   trace: Callable[[int, str, torch.Tensor], None] | None = None) -> torch.Tensor:
-    """Sample latents [B, 8, 16, T] for text2music / retake / repaint / extend / audio2audio."""
+                   trace: Callable[[int, str, torch.Tensor], None] | None = None,
+                   acceleration: Acceleration | None = None) -> torch.Tensor:
+    """Sample latents [B, 8, 16, T] for text2music / retake / repaint / extend / audio2audio; ``acceleration``
+    says how the transformer passes run (:mod:`acestep_core.accel`)."""
     p = inputs.params
     schedule, infer_steps = build_schedule(inputs, dtype)
     shape = (inputs.batch_size, 8, 16, inputs.frames)
@@ -115,7 +118,7 @@ def run_text2music(transformer: Any, inputs: Text2MusicInputs, prompt: PromptSta
     config = guidance_config(p, schedule)
     conditions = build_conditions(transformer, prompt, lyrics, use_erg_lyric=p.use_erg_lyric,
                                   with_uncond=config.do_cfg, with_only_text=config.do_cfg and config.double_condition)
-    velocity = GuidedVelocity(transformer, conditions, config)
+    velocity = GuidedVelocity(Denoiser(transformer, acceleration), conditions, config)
     stepper = make_stepper(schedule, omega_scale=p.omega_scale, generator=generators[0])
     progress = Progress(count_steps(schedule, repaint), callback, should_stop)
     x = run_loop(x, schedule, velocity, stepper, repaint=repaint, progress=progress, trace=trace)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from acestep_core import AceStepInputError
+from acestep_core.accel import Acceleration
 from acestep_core.pipeline import GenerationInterrupted, GenerationParams, StepInfo, generate
 from acestep_core.sampling.schedule import seconds_to_frames
 from acestep_core.sampling.tasks import MAX_FRAMES
@@ -35,7 +36,11 @@ class StubTransformer(nn.Module):
 
     def decode(self, x, frame_mask, states, mask, timestep, *, output_length=None, query_scale=1.0):
         self.decodes += 1
-        return 0.5 * x + 0.01 * states.mean() * query_scale + timestep[:, None, None, None] / 10000
+        if isinstance(query_scale, torch.Tensor):  # batched guidance [cond; uncond]: each item its own condition
+            condition, query_scale = states.mean(dim=(1, 2))[:, None, None, None], query_scale.view(-1, 1, 1, 1)
+        else:
+            condition = states.mean()
+        return 0.5 * x + 0.01 * condition * query_scale + timestep[:, None, None, None] / 10000
 
 
 class StubTextEncoder:
@@ -187,8 +192,13 @@ def test_decay_over_one_step_window_does_not_divide_by_zero() -> None:
     # infer_step 4, interval 0.25 -> window [1, 2): one guided step; upstream raises ZeroDivisionError
     params = replace(BASE, guidance_interval=0.25, guidance_interval_decay=1.0, min_guidance_scale=1.0)
     model = _stub_model()
-    assert torch.isfinite(_run(params, model).latents).all()
+    batched = _run(params, model).latents
+    assert torch.isfinite(batched).all()
+    assert model.transformer.decodes == 4  # 3 conditional + 1 batched conditional/unconditional pass
+    model = _stub_model()
+    separate = _run(params, model, acceleration=Acceleration(batch_guidance=False)).latents
     assert model.transformer.decodes == 5  # 4 conditional + 1 unconditional
+    torch.testing.assert_close(batched, separate, rtol=0, atol=1e-7)
 
 
 def test_edit_target_defaults_to_source() -> None:
