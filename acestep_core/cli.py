@@ -9,6 +9,11 @@ LoRA: ``--lora PATH[:STRENGTH]`` (repeatable, stacked) with strength 1.0 = the L
 ``lora_name_or_path`` / ``lora_weight`` of a ``--params`` file are applied the way the original app applies
 them (scale = ``lora_weight``, alpha ignored), so the original run is reproduced.
 
+Memory: ``--low-vram`` loads the models into CPU memory and moves each stage's models to the GPU only while
+the stage runs (codec for source audio, text encoder + transformer for sampling, codec for an overlapped
+decode), logging each stage's peak; ``--fp8`` stores the transformer's DiT-block weights in float8 after the
+LoRAs are merged (:mod:`acestep_core.quant`). On CUDA every run logs its per-stage peak memory at INFO.
+
 Parameter precedence: ``GenerationParams`` defaults (= upstream ``__call__``) < ``--params`` JSON (an
 original-app ``input_params`` file, unchanged) < explicit flags. Flag names are upstream's argument names
 in kebab-case (``--guidance-interval-decay``), plus short forms for the common ones.
@@ -101,6 +106,16 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
                      help="auto = bf16 on CUDA, fp32 on CPU/MPS (as upstream)")
     run.add_argument("--overlapped-decode", action="store_true",
                      help="decode songs over 48 s in overlapping windows (less memory; upstream flag)")
+    memory = gen.add_argument_group("memory")
+    memory.add_argument("--low-vram", action="store_true",
+                        help="keep the models on the CPU and move each stage's model to the GPU only while it "
+                             "runs (text encoder + transformer for sampling, codec for encode/decode), with an "
+                             "overlapped decode (target: a 240 s song under 8 GB peak); slower (weights cross PCIe "
+                             "every run). No effect on --device cpu")
+    memory.add_argument("--fp8", action="store_true",
+                        help="store the transformer's DiT-block weights in float8 (e4m3, per-channel scale; "
+                             "math stays in --dtype): ~2.4 GB less memory, small quality cost (see "
+                             "bench/fp8_quality.py); needs torch >= 2.1. LoRAs are merged before quantising")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress or info messages")
 
 

@@ -92,6 +92,8 @@ class RunPlan:
     dtype: torch.dtype
     overlapped_decode: bool = False
     loras: tuple[LoraRequest, ...] = ()
+    low_vram: bool = False  # explicit offload (acestep_core.offload); only on an accelerator
+    fp8: bool = False  # transformer DiT weights stored in float8 (acestep_core.quant)
 
 
 def _read_text_arg(value: str | None, what: str) -> str | None:
@@ -353,7 +355,26 @@ def _plan(args: argparse.Namespace) -> RunPlan:
                          "ComfyUI ace_step_v1_3.5b.safetensors file, or leave it out to download)")
     lyric_tokens = _tokenize_lyrics(args, params)
     device = resolve_device(args.device)
+    low_vram, fp8 = _memory_options(args, device)
     return RunPlan(params=params, src_audio=src, ref_audio=ref, checkpoint=args.checkpoint,
                    lyric_tokens=lyric_tokens, outputs=outputs, audio_format=format_from_path(outputs[0]),
                    save_latents=args.save_latents, device=device, dtype=resolve_dtype(args.dtype, device),
-                   overlapped_decode=args.overlapped_decode, loras=loras)
+                   overlapped_decode=args.overlapped_decode, loras=loras, low_vram=low_vram, fp8=fp8)
+
+
+def _memory_options(args: argparse.Namespace, device: torch.device) -> tuple[bool, bool]:
+    """``--low-vram`` (a no-op on the CPU, logged) and ``--fp8`` (needs float8 support, not on MPS)."""
+    low_vram, fp8 = bool(getattr(args, "low_vram", False)), bool(getattr(args, "fp8", False))
+    if low_vram and device.type == "cpu":
+        logger.info("--low-vram has no effect on --device cpu (everything already lives in CPU memory)")
+        low_vram = False
+    if fp8:
+        from .quant import fp8_supported
+
+        if not fp8_supported():
+            raise UsageError(f"--fp8 needs torch.float8_e4m3fn, which torch {torch.__version__} lacks; upgrade "
+                             "torch to 2.1 or newer, or leave out --fp8")
+        if device.type == "mps":
+            raise UsageError("--fp8: float8 weights are not supported on MPS; use --device cuda or cpu, or leave "
+                             "out --fp8")
+    return low_vram, fp8

@@ -95,12 +95,14 @@ def _encode_audio(codec: Any, info: AudioInfo | None, device: torch.device, what
 
 
 def _load(plan: RunPlan) -> Any:
+    """The checkpoint on ``plan.device``, or in CPU memory with ``--low-vram`` (stages move what they need)."""
     from .loader import load_checkpoint
 
     path = plan.checkpoint.expanduser() if plan.checkpoint is not None else download_checkpoint()
+    device = torch.device("cpu") if plan.low_vram else plan.device
     started = time.perf_counter()
-    model = load_checkpoint(path, device=plan.device, dtype=plan.dtype)
-    logger.info("loaded %s on %s (%s) in %.1f s", path, plan.device, plan.dtype, time.perf_counter() - started)
+    model = load_checkpoint(path, device=device, dtype=plan.dtype)
+    logger.info("loaded %s on %s (%s) in %.1f s", path, device, plan.dtype, time.perf_counter() - started)
     return model
 
 
@@ -135,7 +137,8 @@ def _apply_loras(model: Any, plan: RunPlan) -> tuple[Any, str, float]:
     from .lora import LoraSpec, merge_loras, read_lora, unit_scale
 
     specs = [LoraSpec(read_lora(_lora_path(r)), r.strength, r.rule) for r in plan.loras]  # type: ignore[arg-type]
-    merge = merge_loras(model.transformer, specs, backup_device="cpu")
+    # fp8 (quantised after the merge) cannot take the originals back: merge for good, keep nothing.
+    merge = merge_loras(model.transformer, specs, backup_device="cpu", keep_originals=not plan.fp8)
     for request in plan.loras:
         logger.info("LoRA %s applied at strength %g (%s scale rule)", request.label, request.strength, request.rule)
     if len(specs) > 1:
@@ -168,10 +171,26 @@ def _encoders(model: Any, plan: RunPlan) -> tuple[Any, Any]:
     return encode_prompt, encode_lyrics
 
 
+def _prepare_transformer(model: Any, plan: RunPlan) -> tuple[Any, str, float]:
+    """Merge the LoRAs, then (``--fp8``) quantise; on the GPU for the duration with ``--low-vram``."""
+    from .offload import on_device
+
+    with on_device(model.transformer if plan.low_vram and (plan.loras or plan.fp8) else None, device=plan.device):
+        merge, lora_name, lora_weight = _apply_loras(model, plan)
+        if plan.fp8:
+            from .quant import QuantError, quantize_fp8_
+
+            try:
+                quantize_fp8_(model.transformer, lora_merge=merge)
+            except QuantError as e:
+                raise AceStepInputError(f"--fp8: {e}") from e
+    return merge, lora_name, lora_weight
+
+
 def execute(plan: RunPlan, *, quiet: bool = False) -> list[Path]:
     """Load, apply the LoRAs, generate, decode and write; returns the files written (audio files, then latents)."""
     model = _load(plan)
-    merge, lora_name, lora_weight = _apply_loras(model, plan)
+    merge, lora_name, lora_weight = _prepare_transformer(model, plan)
     try:
         written = _run(model, plan, quiet, lora_name, lora_weight)
     finally:
@@ -180,26 +199,47 @@ def execute(plan: RunPlan, *, quiet: bool = False) -> list[Path]:
     return written
 
 
+def _generate_audio(model: Any, plan: RunPlan, quiet: bool) -> tuple[Any, torch.Tensor, torch.Tensor, dict[str, float]]:
+    """Encode source audio, generate, decode: ``(result, latents [B, 8, 16, T], audio [B, 2, N], timecosts)``,
+    latents and audio on the CPU in float32. Each stage logs its CUDA peak; with ``--low-vram`` it also moves
+    only its own models to the GPU (codec / text encoder + transformer / codec) and decodes overlapped."""
+    from .offload import log_peaks, stage
+    from .pipeline import generate
+
+    encode_prompt, encode_lyrics = _encoders(model, plan)
+    peaks: dict[str, int] = {}  # stage -> peak bytes (CUDA only)
+
+    def moved(*modules: Any) -> tuple[Any, ...]:  # what a stage moves to the GPU: only with --low-vram
+        return modules if plan.low_vram else ()
+
+    started = time.perf_counter()
+    has_audio = plan.src_audio is not None or plan.ref_audio is not None
+    with stage("encode-audio", *moved(model.codec if has_audio else None), device=plan.device, peaks=peaks):
+        src_latents = _encode_audio(model.codec, plan.src_audio, plan.device, "--src-audio")
+        ref_latents = _encode_audio(model.codec, plan.ref_audio, plan.device, "--ref-audio")
+    preprocess_s = time.perf_counter() - started
+    with stage("generate", *moved(model.text_encoder, model.transformer), device=plan.device, peaks=peaks):
+        result = generate(model, plan.params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
+                          src_latents=src_latents, ref_latents=ref_latents, device=plan.device, dtype=plan.dtype,
+                          callback=_progress(quiet))
+    diffusion_s = time.perf_counter() - started - preprocess_s
+    latents = result.latents.detach().to("cpu", torch.float32).contiguous()  # [B, 8, 16, T]
+    overlapped = True if plan.low_vram else (None if plan.overlapped_decode else False)
+    with stage("decode", *moved(model.codec), device=plan.device, peaks=peaks):
+        audio = model.codec.decode(latents.to(plan.device), sample_rate=DEFAULT_SAMPLE_RATE,
+                                   overlapped=overlapped).cpu()  # [B, 2, N] float32
+    log_peaks(peaks)
+    timecosts = {"preprocess": preprocess_s, "diffusion": diffusion_s,
+                 "latent2audio": time.perf_counter() - started - preprocess_s - diffusion_s}
+    return result, latents, audio, timecosts
+
+
 def _run(model: Any, plan: RunPlan, quiet: bool, lora_name: str, lora_weight: float) -> list[Path]:
     """Generate, decode and write with the (LoRA-patched) model."""
     from .audio_io import write_audio, write_sidecar
     from .params_io import record_from_params
-    from .pipeline import generate
 
-    encode_prompt, encode_lyrics = _encoders(model, plan)
-    started = time.perf_counter()
-    src_latents = _encode_audio(model.codec, plan.src_audio, plan.device, "--src-audio")
-    ref_latents = _encode_audio(model.codec, plan.ref_audio, plan.device, "--ref-audio")
-    preprocess_s = time.perf_counter() - started
-    result = generate(model, plan.params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
-                      src_latents=src_latents, ref_latents=ref_latents, device=plan.device, dtype=plan.dtype,
-                      callback=_progress(quiet))
-    diffusion_s = time.perf_counter() - started - preprocess_s
-    latents = result.latents.detach().to("cpu", torch.float32).contiguous()  # [B, 8, 16, T]
-    audio = model.codec.decode(latents.to(plan.device), sample_rate=DEFAULT_SAMPLE_RATE,
-                               overlapped=None if plan.overlapped_decode else False)  # [B, 2, N] float32
-    timecosts = {"preprocess": preprocess_s, "diffusion": diffusion_s,
-                 "latent2audio": time.perf_counter() - started - preprocess_s - diffusion_s}
+    result, latents, audio, timecosts = _generate_audio(model, plan, quiet)
     written: list[Path] = []
     for index, path in enumerate(plan.outputs):
         record = record_from_params(

@@ -51,6 +51,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from acestep_core.accel import Acceleration
 from acestep_core.config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerConfig, UMT5Config, VocoderConfig
 from acestep_core.pipeline import GenerationParams, generate
 from acestep_core.sampling.schedule import guidance_window, seconds_to_frames
@@ -66,7 +67,14 @@ GUIDANCE = {
     "off": dict(scheduler_type="euler", guidance_scale=1.0, use_erg_tag=False, use_erg_lyric=False,
                 use_erg_diffusion=False),
 }
-COLUMNS = ("dur_s", "steps", "batch", "guidance", "passes", "cond_s", "sample_s", "s_per_step", "decode_s",
+ACCEL = {  # --accel presets -> acestep_core.accel.Acceleration
+    "separate": Acceleration(batch_guidance=False),
+    "default": Acceleration(),
+    "graphs": Acceleration(cuda_graphs=True),
+    "compile": Acceleration(compile=True),
+    "graphs+compile": Acceleration(cuda_graphs=True, compile=True),
+}
+COLUMNS = ("dur_s", "steps", "batch", "guidance", "accel", "passes", "cond_s", "sample_s", "s_per_step", "decode_s",
            "total_s", "rtf", "peak_sample_gib", "peak_decode_gib", "tflops", "pct_peak")
 
 
@@ -88,6 +96,7 @@ class Result:
     steps: int
     batch: int
     guidance: str
+    accel: str
     passes: int
     cond_s: float
     sample_s: float
@@ -250,7 +259,8 @@ class RunTimes:
     peak_decode_gib: float | None
 
 
-def run_once(models: Models, params: GenerationParams, device: torch.device) -> RunTimes:
+def run_once(models: Models, params: GenerationParams, device: torch.device,
+             acceleration: Acceleration | None = None, decode_cudnn_benchmark: bool = False) -> RunTimes:
     """One timed generation + decode; checks that the latents and audio are finite."""
     clock, steps = Clock(device), []
     wrapped = type("Model", (), {"transformer": MarkingTransformer(models.transformer, clock),
@@ -259,14 +269,15 @@ def run_once(models: Models, params: GenerationParams, device: torch.device) -> 
     _reset_peak(device)
     clock.mark("start")
     result = generate(wrapped, params, encode_prompt=models.encode_prompt, encode_lyrics=models.encode_lyrics,
-                      device=device, callback=lambda info: steps.append(info.step))
+                      device=device, callback=lambda info: steps.append(info.step), acceleration=acceleration)
     clock.mark("sample_end")
     _sync(device)
     peak_sample = _peak_gib(device)
     _reset_peak(device)
     clock.mark("decode_start")
-    audio = models.codec.decode(result.latents.to(next(models.codec.parameters()).dtype), sample_rate=48000,
-                                overlapped=False)
+    with torch.backends.cudnn.flags(enabled=True, benchmark=decode_cudnn_benchmark, deterministic=False):
+        audio = models.codec.decode(result.latents.to(next(models.codec.parameters()).dtype), sample_rate=48000,
+                                    overlapped=False)
     clock.mark("decode_end")
     _sync(device)
     if not (torch.isfinite(result.latents).all() and torch.isfinite(audio).all()):
@@ -280,10 +291,10 @@ def case_params(duration: float, steps: int, batch: int, guidance: str) -> Gener
                             batch_size=batch, manual_seeds=list(range(batch)), **GUIDANCE[guidance])
 
 
-def bench_case(models: Models, duration: float, steps: int, batch: int, guidance: str, repeats: int,
-               device: torch.device) -> Result:
+def bench_case(models: Models, duration: float, steps: int, batch: int, guidance: str, accel: str, repeats: int,
+               device: torch.device, decode_cudnn_benchmark: bool = False) -> Result:
     params = case_params(duration, steps, batch, guidance)
-    runs = [run_once(models, params, device) for _ in range(repeats)]
+    runs = [run_once(models, params, device, ACCEL[accel], decode_cudnn_benchmark) for _ in range(repeats)]
     best = min(runs, key=lambda r: r.cond_s + r.sample_s + r.decode_s)
     if best.steps_done != steps:
         raise RuntimeError(f"callback counted {best.steps_done} steps, expected {steps}")
@@ -293,7 +304,7 @@ def bench_case(models: Models, duration: float, steps: int, batch: int, guidance
     tflops = flops / best.sample_s / 1e12
     peak = gpu_peak_tflops(device)
     total = best.cond_s + best.sample_s + best.decode_s
-    return Result(duration, steps, batch, guidance, passes, best.cond_s, best.sample_s, best.sample_s / steps,
+    return Result(duration, steps, batch, guidance, accel, passes, best.cond_s, best.sample_s, best.sample_s / steps,
                   best.decode_s, total, duration * batch / total, max(r.peak_sample_gib or 0 for r in runs) or None,
                   max(r.peak_decode_gib or 0 for r in runs) or None, tflops,
                   None if peak is None else 100.0 * tflops / peak)
@@ -339,6 +350,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=_ints, default=[27, 60])
     p.add_argument("--batch", type=_ints, default=[1, 4])
     p.add_argument("--guidance", type=lambda s: s.split(","), default=["app", "off"])
+    p.add_argument("--accel", type=lambda s: s.split(","), default=["default"],
+                   help=f"comma separated presets, each case runs with each: {', '.join(ACCEL)}")
+    p.add_argument("--decode-cudnn-benchmark", action="store_true",
+                   help="let cuDNN benchmark its convolution algorithms for the decode")
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--tiny", action="store_true", help="tiny configs (CPU smoke test)")
     p.add_argument("--json", default=None, help="write the environment and results here (after every case)")
@@ -348,11 +363,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.guidance) - set(GUIDANCE)
     if unknown:
         p.error(f"unknown --guidance {sorted(unknown)}; known: {sorted(GUIDANCE)}")
+    if set(args.accel) - set(ACCEL):
+        p.error(f"unknown --accel {sorted(set(args.accel) - set(ACCEL))}; known: {list(ACCEL)}")
     return args
 
 
-def _cases(args: argparse.Namespace) -> list[tuple[float, int, int, str]]:
-    cases = [(d, s, b, g) for b in args.batch for d in args.durations for s in args.steps for g in args.guidance]
+def _cases(args: argparse.Namespace) -> list[tuple[float, int, int, str, str]]:
+    cases = [(d, s, b, g, a) for b in args.batch for d in args.durations for s in args.steps for g in args.guidance
+             for a in args.accel]
     return sorted(cases, key=lambda c: (c[2], c[0] * c[1]))  # cheap first, so a time budget cuts the corner
 
 
@@ -372,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
         models = random_models(tiny_spec() if args.tiny else MODEL_SPECS["ace-step-v1-3.5b"], device, dtype)
     LOG.info("models ready in %.1f s", time.perf_counter() - started)
     env = environment(device, args.dtype, args.checkpoint, args.tiny)
-    run_once(models, case_params(min(args.durations), 3, 1, args.guidance[0]), device)  # warm-up, untimed
+    for accel in args.accel:  # warm-up, untimed
+        run_once(models, case_params(min(args.durations), 3, 1, args.guidance[0]), device, ACCEL[accel])
     results: list[Result] = []
     skipped: list[Any] = []
     for case in _cases(args):
@@ -380,9 +399,10 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
             skipped.append(case)
             LOG.warning("time budget spent: skipping %s", case)
             continue
-        LOG.info("case dur=%s steps=%s batch=%s guidance=%s", *case)
+        LOG.info("case dur=%s steps=%s batch=%s guidance=%s accel=%s", *case)
         try:
-            results.append(bench_case(models, *case, repeats=args.repeats, device=device))
+            results.append(bench_case(models, *case, repeats=args.repeats, device=device,
+                                      decode_cudnn_benchmark=args.decode_cudnn_benchmark))
         except torch.OutOfMemoryError:
             LOG.warning("out of memory: skipping %s", case)
             skipped.append((*case, "oom"))

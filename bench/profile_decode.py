@@ -7,7 +7,8 @@ Usage (CUDA machine, repo root)::
 
 For every (frames, batch) it times one ``decode`` pass (median of ``--iters`` after warm-up, CUDA events):
 ``eager`` (plain calls: host launch overhead included), ``graph`` (the same pass captured once in a CUDA graph
-and replayed: GPU time only), ``compile`` (``torch.compile`` of each DiT block, default mode). It prints the
+and replayed: GPU time only), ``compile`` (``torch.compile`` of the DiT block), ``compile+graph`` (both), all
+through :class:`acestep_core.accel.Denoiser`. It prints the
 top ``--kernels`` CUDA kernels of one eager pass (torch.profiler) and the analytic matmul FLOPs, so the gap to
 the tensor-core roofline is visible. Condition length is 431 tokens (speaker + 30 prompt + 400 lyric tokens),
 as in ``bench_generate``.
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch
 
+from acestep_core.accel import Acceleration, Denoiser
 from acestep_core.config import MODEL_SPECS
 
 from .bench_generate import _random_module, decode_pass_flops, gpu_peak_tflops
@@ -55,24 +57,6 @@ def _time(fn: Callable[[], Any], iters: int) -> float:
         end.synchronize()
         times.append(start.elapsed_time(end))
     return statistics.median(times)
-
-
-def _graphed(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = fn()
-
-    def replay() -> torch.Tensor:
-        graph.replay()
-        return out
-
-    return replay
 
 
 def _top_kernels(fn: Callable[[], Any], count: int) -> list[dict[str, Any]]:
@@ -108,18 +92,12 @@ def profile_case(transformer: Any, frames: int, batch: int, modes: Sequence[str]
     reference = eager().float()
     for mode in modes:
         started = time.perf_counter()
-        if mode == "eager":
-            fn = eager
-        elif mode == "graph":
-            fn = _graphed(eager)
-        elif mode == "compile":
-            blocks = transformer.transformer_blocks
-            originals = [block.forward for block in blocks]
-            for block in blocks:
-                block.forward = torch.compile(block.forward)
-            fn = _graphed(eager) if args.compile_graph else eager
-        else:
-            raise ValueError(mode)
+        acceleration = Acceleration(cuda_graphs="graph" in mode, compile="compile" in mode)
+        denoiser = Denoiser(transformer, acceleration)
+
+        def fn(denoiser: Denoiser = denoiser) -> torch.Tensor:
+            return denoiser(inputs[0], inputs[2], inputs[3], inputs[4], 1.0)
+
         for _ in range(2):
             out = fn()
         torch.cuda.synchronize()
@@ -129,9 +107,6 @@ def profile_case(transformer: Any, frames: int, batch: int, modes: Sequence[str]
         result[mode] = {"ms": ms, "setup_s": setup_s, "rel_err_vs_eager": err,
                         "tflops": flops / (ms / 1e3) / 1e12}
         LOG.info("T=%d B=%d %s: %.2f ms/pass (setup %.1f s, rel err %.2e)", frames, batch, mode, ms, setup_s, err)
-        if mode == "compile":
-            for block, forward in zip(blocks, originals, strict=True):
-                block.forward = forward
     if args.kernels:
         result["kernels"] = _top_kernels(eager, args.kernels)
     return result
@@ -148,7 +123,6 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--modes", default="eager,graph")
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--kernels", type=int, default=20)
-    parser.add_argument("--compile-graph", action="store_true", help="replay the compiled pass in a CUDA graph")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -93,7 +93,7 @@ class AceStepV1LatentToAudio:
                              f"{OVERLAP_CHOICES}, got {sample_rate!r}, {overlapped_decode!r}")
         overlapped = {"off": False, "auto": None, "on": True}[overlapped_decode]
         handles = [model.codec]
-        adapter.load_models(handles)
+        adapter.load_models(handles, memory_required=decode_memory_required(model.codec.module, samples, overlapped))
         try:
             waveform = model.codec.module.decode(samples.to(model.codec.device), sample_rate=int(sample_rate),
                                                  overlapped=overlapped)
@@ -104,6 +104,17 @@ class AceStepV1LatentToAudio:
         if PARAMS_KEY in latent:
             audio[PARAMS_KEY] = latent[PARAMS_KEY]
         return (audio,)
+
+
+def decode_memory_required(codec: Any, samples: torch.Tensor, overlapped: bool | None) -> int:
+    """Bytes the decode needs beyond the codec weights, for ``load_models_gpu(memory_required=...)``."""
+    from acestep_core.offload import decode_memory_bytes
+
+    if overlapped is None:
+        overlapped = codec.auto_overlapped(samples.shape[-1])
+    dtype = next(codec.parameters()).dtype
+    return decode_memory_bytes(tuple(samples.shape), dtype, overlapped=overlapped,
+                               window_frames=codec.codec_cfg.overlap_window_frames)
 
 
 def safe_output_folder(output_dir: Path, filename_prefix: str) -> tuple[Path, str]:

@@ -203,16 +203,21 @@ def _comfy_lora_patch(patch: Any) -> Any:
     return LoRAAdapter(set(), (patch.up, patch.down, alpha, None, None, None))
 
 
-def load_models(handles: list[ModelHandle]) -> None:
-    """Put the models on their compute device before use (ComfyUI may evict or partially load others)."""
+def load_models(handles: list[ModelHandle], memory_required: int = 0) -> None:
+    """Put the models on their compute device before use (ComfyUI may evict or partially load others).
+
+    ``memory_required``: bytes of activations the coming work needs beyond the weights
+    (``acestep_core.offload.decode_memory_bytes`` / ``sampling_memory_bytes``); ComfyUI frees or offloads
+    other models (e.g. the transformer before a decode) to keep that much free, as for its own VAE decode.
+    """
     if comfy_available():
         mm = _comfy()[0]
         partial = [h.patcher for h in handles if not h.force_full_load]
         full = [h.patcher for h in handles if h.force_full_load]
         if partial:
-            mm.load_models_gpu(partial)
+            mm.load_models_gpu(partial, memory_required=memory_required)
         if full:
-            mm.load_models_gpu(full, force_full_load=True)
+            mm.load_models_gpu(full, memory_required=memory_required, force_full_load=True)
         return
     for handle in handles:
         handle.patcher.sync_loras()

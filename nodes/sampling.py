@@ -29,7 +29,7 @@ import torch
 from . import comfy_adapter as adapter
 from .conditioning import GUIDANCE_DEFAULTS
 from .latent import has_audio, read_latent
-from .types import CATEGORY, CONDITIONING, GUIDANCE, LATENT, LATENT_TYPE, MODEL, PARAMS_KEY, TASK_KEY
+from .types import CATEGORY, CONDITIONING, GUIDANCE, LATENT, LATENT_TYPE, MAX_SECONDS, MODEL, PARAMS_KEY, TASK_KEY
 
 SCHEDULERS = ["euler", "heun", "pingpong"]
 CFG_TYPES = ["apg", "cfg", "cfg_star"]
@@ -100,6 +100,19 @@ def _task_fields(latent: dict[str, Any], samples: torch.Tensor, retake_variance:
     return fields, None, None
 
 
+def sampling_memory_required(model: Any, params: Any, src: torch.Tensor | None, ref: torch.Tensor | None) -> int:
+    """Bytes sampling needs beyond the weights, for ``load_models_gpu(memory_required=...)``: the longest of the
+    requested duration and the source / reference latents (extend: the 240 s window, an upper bound)."""
+    from acestep_core.offload import sampling_memory_bytes
+    from acestep_core.sampling.schedule import seconds_to_frames
+
+    frames = max([seconds_to_frames(params.audio_duration)] + [t.shape[-1] for t in (src, ref) if t is not None])
+    if params.task == "extend":
+        frames = max(frames, seconds_to_frames(MAX_SECONDS))
+    width = model.transformer.module.cfg.inner_dim
+    return sampling_memory_bytes(params.batch_size, frames, width, model.dtype)
+
+
 def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[str, Any]],
                    src: torch.Tensor | None, ref: torch.Tensor | None, node_id: str | None) -> dict[str, Any]:
     """Validate, load the models, generate with progress + interrupt, and wrap the result as a LATENT."""
@@ -109,7 +122,7 @@ def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[
     params.validate()
     encode_prompt, encode_lyrics = _encoders(*conditionings)
     handles = [model.transformer, model.text_encoder]
-    adapter.load_models(handles)
+    adapter.load_models(handles, memory_required=sampling_memory_required(model, params, src, ref))
     device = model.transformer.device
     bar = adapter.ProgressBar(params.infer_step, node_id)
     try:
