@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..kernels import silu_depthwise_glu
 from ..ops import Ops, cast_like
 from .attention import CrossAttention, LinearSelfAttention, QueryScale
 from .rope import RopeTables
@@ -43,8 +44,9 @@ def rms_norm(x: torch.Tensor, eps: float = RMS_NORM_EPS) -> torch.Tensor:
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """AdaLN modulation ``x * (1 + scale) + shift`` (upstream ``t2i_modulate``), one fused multiply-add."""
-    return torch.addcmul(shift, x, 1 + scale)
+    """AdaLN modulation ``x * (1 + scale) + shift`` (upstream ``t2i_modulate``, same op order: a fused
+    multiply-add rounds differently, which measurably moved fp32 results through the 24 blocks)."""
+    return x * (1 + scale) + shift
 
 
 def timestep_features(timestep: torch.Tensor, channels: int = TIMESTEP_CHANNELS) -> torch.Tensor:
@@ -105,7 +107,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         tokens = self.early_conv_layers(latents)  # [B, D, 1, T]
-        return tokens.flatten(2).transpose(1, 2)  # [B, T, D]
+        return tokens.flatten(2).transpose(1, 2).contiguous()  # [B, T, D], channels-last in memory too
 
 
 class _ConvLayer(nn.Module):
@@ -123,9 +125,12 @@ _CHANNELS_LAST_CLASSES: dict[tuple[type, str], type] = {}
 
 
 def _channels_last_conv1d(conv_cls: type, kind: str) -> type:
-    """A subclass of ``conv_cls`` (``torch.nn.Conv1d`` or an injected ops' Conv1d) that takes and returns
-    channels-last ``[B, T, C]`` activations: ``kind="pointwise"`` (kernel 1) is a matrix product over the
-    channels, ``kind="depthwise"`` the grouped conv on a transposed view.
+    """A subclass of ``conv_cls`` (``torch.nn.Conv1d`` or an injected ops' Conv1d) working on channels-last
+    ``[B, T, C]`` activations:
+
+    * ``kind="pointwise"`` (kernel 1): a matrix product over the channels, ``[B, T, C_in] -> [B, T, C_out]``;
+    * ``kind="depthwise_glu"``: the GLUMBConv middle ``SiLU -> depthwise conv -> GLU(SiLU)``,
+      ``[B, T, 2H] -> [B, T, H]`` (:func:`acestep_core.kernels.silu_depthwise_glu`, one fused kernel on CUDA).
 
     Only ``_conv_forward(input, weight, bias)`` is replaced; torch's and ComfyUI's Conv1d ``forward`` both
     route through it after their weight casting, and parameters / checkpoint keys stay the Conv1d's.
@@ -139,23 +144,20 @@ def _channels_last_conv1d(conv_cls: type, kind: str) -> type:
         else:
             def conv_forward(self: nn.Conv1d, input: torch.Tensor, weight: torch.Tensor,
                              bias: torch.Tensor | None) -> torch.Tensor:
-                return depthwise_conv1d_channels_last(input, weight, bias)
-        _CHANNELS_LAST_CLASSES[key] = type(f"ChannelsLast{kind.title()}{conv_cls.__name__}", (conv_cls,),
+                return silu_depthwise_glu(input, weight, bias)
+        name = "".join(part.title() for part in kind.split("_"))
+        _CHANNELS_LAST_CLASSES[key] = type(f"ChannelsLast{name}{conv_cls.__name__}", (conv_cls,),
                                            {"_conv_forward": conv_forward, "__module__": __name__})
     return _CHANNELS_LAST_CLASSES[key]
-
-
-def depthwise_conv1d_channels_last(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """3-tap depthwise conv, zero padded, of channels-last ``x`` [B, T, C] with ``weight`` [C, 1, 3]."""
-    out = F.conv1d(x.transpose(1, 2), weight, bias, padding=weight.shape[-1] // 2, groups=weight.shape[0])
-    return out.transpose(1, 2)
 
 
 class GLUMBConv(nn.Module):
     """Gated 1-D conv feed-forward of Sana: 1x1 expand -> SiLU -> depthwise k=3 -> GLU(SiLU) -> 1x1.
 
     Runs channels-last (``[B, T, C]`` throughout): the 1x1 convs are matrix products over the channels, so
-    the matmul kernels see the model width as their leading dimension whatever the number of frames.
+    the matmul kernels see the model width as their leading dimension whatever the number of frames, and
+    ``depth_conv`` applies SiLU, the depthwise conv and the gating in one step (see
+    :func:`_channels_last_conv1d`).
 
     Args:
         dim: input/output width.
@@ -165,7 +167,7 @@ class GLUMBConv(nn.Module):
     def __init__(self, dim: int, hidden: int, *, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None, ops: Ops = nn) -> None:
         super().__init__()
-        pointwise, depthwise = (_channels_last_conv1d(ops.Conv1d, kind) for kind in ("pointwise", "depthwise"))
+        pointwise, depthwise = (_channels_last_conv1d(ops.Conv1d, kind) for kind in ("pointwise", "depthwise_glu"))
         self.inverted_conv = _ConvLayer(pointwise(dim, 2 * hidden, 1, bias=True, dtype=dtype, device=device))
         self.depth_conv = _ConvLayer(depthwise(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=True,
                                                dtype=dtype, device=device))
@@ -173,10 +175,8 @@ class GLUMBConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, D] -> [B, T, D]; the depthwise conv mixes frames t-1, t, t+1 (zero padded)."""
-        h = F.silu(self.inverted_conv(x))  # [B, T, 2 * hidden]
-        h = self.depth_conv(h)
-        h, gate = torch.chunk(h, 2, dim=-1)  # [B, T, hidden] each
-        return self.point_conv(h * F.silu(gate))  # [B, T, D]
+        gated = self.depth_conv(self.inverted_conv(x))  # [B, T, 2 * hidden] -> [B, T, hidden]
+        return self.point_conv(gated)  # [B, T, D]
 
 
 class LinearTransformerBlock(nn.Module):

@@ -56,7 +56,9 @@ def test_batched_guidance_equals_separate_passes(model: AceStepTransformer, doub
     calls.clear()
     separate = GuidedVelocity(Counting(model, Acceleration(batch_guidance=False)), conditions, config)(x, t, 0)
     assert calls == [2, 2, 2] if double_condition else [2, 2]
-    torch.testing.assert_close(batched, separate, rtol=1e-5, atol=1e-5)
+    # Each pass agrees to 1e-5 (batch 2 == 2 x batch 1, see test_transformer); the guidance combination scales
+    # pass differences by up to |1 - g_t| + |g_t - g_l| + |g_l| = 9 (double condition) or ~g (APG).
+    torch.testing.assert_close(batched, separate, rtol=1e-5, atol=1e-4)
 
 
 def test_per_item_query_scale_equals_scalar_passes(model: AceStepTransformer) -> None:
