@@ -9,15 +9,17 @@ values, output paths, the checkpoint path, the device, lyric tokenization); ever
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .accel import Acceleration
 from .audio_io import AudioInfo, format_from_path, output_paths, probe_audio
 from .errors import AceStepInputError
 from .params_io import LORA_NONE, ParamsFile, parse_int_list, read_params_file
@@ -94,6 +96,7 @@ class RunPlan:
     loras: tuple[LoraRequest, ...] = ()
     low_vram: bool = False  # explicit offload (acestep_core.offload); only on an accelerator
     fp8: bool = False  # transformer DiT weights stored in float8 (acestep_core.quant)
+    acceleration: Acceleration = field(default_factory=Acceleration)  # how denoiser passes run (acestep_core.accel)
 
 
 def _read_text_arg(value: str | None, what: str) -> str | None:
@@ -359,7 +362,26 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     return RunPlan(params=params, src_audio=src, ref_audio=ref, checkpoint=args.checkpoint,
                    lyric_tokens=lyric_tokens, outputs=outputs, audio_format=format_from_path(outputs[0]),
                    save_latents=args.save_latents, device=device, dtype=resolve_dtype(args.dtype, device),
-                   overlapped_decode=args.overlapped_decode, loras=loras, low_vram=low_vram, fp8=fp8)
+                   overlapped_decode=args.overlapped_decode, loras=loras, low_vram=low_vram, fp8=fp8,
+                   acceleration=_acceleration(args, device))
+
+
+def _acceleration(args: argparse.Namespace, device: torch.device) -> Acceleration:
+    """``--cuda-graphs`` (CUDA only; logged as a no-op elsewhere), ``--compile`` (needs Triton on CUDA) and
+    ``--no-batch-guidance``."""
+    cuda_graphs, compile_ = bool(getattr(args, "cuda_graphs", False)), bool(getattr(args, "compile", False))
+    if cuda_graphs and device.type != "cuda":
+        logger.info("--cuda-graphs has no effect on --device %s (CUDA graphs need a CUDA device)", device)
+        cuda_graphs = False
+    if compile_:
+        if not hasattr(torch, "compile"):
+            raise UsageError(f"--compile needs torch.compile (torch >= 2.0, this is {torch.__version__}); leave out "
+                             "--compile")
+        if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+            raise UsageError("--compile on CUDA needs Triton, which is not installed (pip install triton, or the "
+                             "triton-windows package on Windows); leave out --compile")
+    return Acceleration(batch_guidance=bool(getattr(args, "batch_guidance", True)), cuda_graphs=cuda_graphs,
+                        compile=compile_)
 
 
 def _memory_options(args: argparse.Namespace, device: torch.device) -> tuple[bool, bool]:

@@ -202,7 +202,10 @@ def execute(plan: RunPlan, *, quiet: bool = False) -> list[Path]:
 def _generate_audio(model: Any, plan: RunPlan, quiet: bool) -> tuple[Any, torch.Tensor, torch.Tensor, dict[str, float]]:
     """Encode source audio, generate, decode: ``(result, latents [B, 8, 16, T], audio [B, 2, N], timecosts)``,
     latents and audio on the CPU in float32. Each stage logs its CUDA peak; with ``--low-vram`` it also moves
-    only its own models to the GPU (codec / text encoder + transformer / codec) and decodes overlapped."""
+    only its own models to the GPU (codec / text encoder + transformer / codec) and decodes overlapped.
+    CUDA graphs (``--cuda-graphs``) are released at the end of the generate stage, while the transformer is
+    still on the GPU, so their memory pool is free for the decode."""
+    from .accel import release_cuda_graphs
     from .offload import log_peaks, stage
     from .pipeline import generate
 
@@ -219,9 +222,12 @@ def _generate_audio(model: Any, plan: RunPlan, quiet: bool) -> tuple[Any, torch.
         ref_latents = _encode_audio(model.codec, plan.ref_audio, plan.device, "--ref-audio")
     preprocess_s = time.perf_counter() - started
     with stage("generate", *moved(model.text_encoder, model.transformer), device=plan.device, peaks=peaks):
-        result = generate(model, plan.params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
-                          src_latents=src_latents, ref_latents=ref_latents, device=plan.device, dtype=plan.dtype,
-                          callback=_progress(quiet))
+        try:
+            result = generate(model, plan.params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
+                              src_latents=src_latents, ref_latents=ref_latents, device=plan.device,
+                              dtype=plan.dtype, callback=_progress(quiet), acceleration=plan.acceleration)
+        finally:  # free the graphs' memory pool before the transformer leaves the GPU and before the decode
+            release_cuda_graphs(model.transformer)
     diffusion_s = time.perf_counter() - started - preprocess_s
     latents = result.latents.detach().to("cpu", torch.float32).contiguous()  # [B, 8, 16, T]
     overlapped = True if plan.low_vram else (None if plan.overlapped_decode else False)

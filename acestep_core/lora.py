@@ -195,7 +195,17 @@ def merge_loras(model: nn.Module, specs: Sequence[LoraSpec], *, backup_device: t
     left untouched (strength 0 is bit-identical to no LoRA). ``backup_device``: where the originals are kept
     (default: beside the weights); ``keep_originals=False`` keeps none (one-shot use such as the CLI: no
     extra memory, but the merge cannot be undone).
+
+    Raises :class:`LoraError` for an fp8-quantised model (:func:`acestep_core.quant.quantize_fp8_`): merge the
+    LoRAs first, then quantise.
     """
+    from .quant import is_fp8_quantized
+
+    if is_fp8_quantized(model):
+        raise LoraError("cannot merge a LoRA into an fp8-quantised transformer: its DiT weights are stored in "
+                        "float8, which cannot take a merged low-rank delta without losing it to rounding (and a "
+                        "merge could not be undone). Apply the LoRAs before quantising (the CLI merges --lora "
+                        "before --fp8), or load the model without fp8")
     by_key: dict[str, list[LoraPatch]] = {}
     for spec in specs:
         for patch in lora_patches(model, spec):

@@ -3,7 +3,8 @@
 Usage (on a CUDA machine)::
 
     python -m bench.bench_generate [--checkpoint PATH] [--device cuda] [--dtype bf16] [--durations 60,240]
-        [--steps 27,60] [--batch 1,4] [--guidance app,off] [--repeats N] [--tiny] [--json OUT]
+        [--steps 27,60] [--batch 1,4] [--guidance app,off] [--accel default,graphs] [--low-vram] [--fp8]
+        [--repeats N] [--tiny] [--json OUT]
 
 Without ``--checkpoint`` the full-size components (``MODEL_SPECS["ace-step-v1-3.5b"]``, or the tiny configs
 with ``--tiny``) are built on the meta device, materialised on the target device with ``to_empty`` and filled
@@ -15,7 +16,16 @@ Timing: one untimed warm-up generation + decode, then per case ``repeats`` runs 
 Conditioning (text encoder + condition encoder) is the time from the call of ``generate`` to the first
 transformer ``decode`` call, sampling the rest of ``generate``; both are measured with CUDA events (no extra
 host syncs inside the loop), decode with ``AudioCodec.decode(latents, sample_rate=48000, overlapped=False)``.
-Peak VRAM is ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` for sampling and decoding.
+Peak VRAM is ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` for sampling and decoding
+(weights resident at the time included).
+
+``--low-vram`` runs each case the way ``python -m acestep_core generate --low-vram`` does: the models are built
+on the device, moved to CPU memory once, and every run moves the text encoder + transformer to the GPU for
+``generate`` (:func:`acestep_core.offload.stage` "generate"; CUDA graphs released before the transformer leaves)
+and the codec for an overlapped decode (stage "decode"). The peaks are then those of the two stages, weights
+moved in included; ``move_s`` is the time of the weight transfers (and cache emptying), outside the
+cond/sample/decode times, but inside ``total_s``. ``--fp8`` quantises the transformer once after building
+(:func:`acestep_core.quant.quantize_fp8_`). Both show in the ``accel`` column (e.g. ``default+fp8+lowvram``).
 
 FLOPs (matmul-class only, multiply-add = 2 FLOPs; element-wise ops, norms, RoPE, softmax ignored) of one
 transformer ``decode`` pass over B items, T latent frames, S condition tokens, width D = heads * head_dim,
@@ -39,11 +49,12 @@ Peak TFLOP/s: dense bf16/fp16 tensor-core peak of the GPU (H100 SXM and H200: 98
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,8 +62,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from acestep_core.accel import Acceleration
+from acestep_core.accel import Acceleration, release_cuda_graphs
 from acestep_core.config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerConfig, UMT5Config, VocoderConfig
+from acestep_core.offload import stage
 from acestep_core.pipeline import GenerationParams, generate
 from acestep_core.sampling.schedule import guidance_window, seconds_to_frames
 
@@ -75,7 +87,7 @@ ACCEL = {  # --accel presets -> acestep_core.accel.Acceleration
     "graphs+compile": Acceleration(cuda_graphs=True, compile=True),
 }
 COLUMNS = ("dur_s", "steps", "batch", "guidance", "accel", "passes", "cond_s", "sample_s", "s_per_step", "decode_s",
-           "total_s", "rtf", "peak_sample_gib", "peak_decode_gib", "tflops", "pct_peak")
+           "move_s", "total_s", "rtf", "peak_sample_gib", "peak_decode_gib", "tflops", "pct_peak")
 
 
 @dataclass
@@ -108,6 +120,9 @@ class Result:
     peak_decode_gib: float | None
     tflops: float
     pct_peak: float | None
+    move_s: float = 0.0  # --low-vram: weight transfers to and from the GPU (inside total_s)
+    low_vram: bool = False
+    fp8: bool = False
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -170,6 +185,20 @@ def checkpoint_models(path: str, device: torch.device, dtype: torch.dtype) -> Mo
     return Models(loaded.transformer, loaded.text_encoder, loaded.codec, loaded.spec,
                   *_fake_tokenizers(loaded.spec, device, gen))
 
+def prepare_models(models: Models, *, fp8: bool = False, low_vram: bool = False) -> None:
+    """``--fp8``: quantise the transformer (on its device, once); ``--low-vram``: move every model to the CPU
+    once (the runs' stages move them in and out)."""
+    if fp8:
+        from acestep_core.quant import quantize_fp8_
+
+        quantize_fp8_(models.transformer)
+    if low_vram:
+        for module in (models.transformer, models.text_encoder, models.codec):
+            module.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
 # ---------------------------------------------------------------------------------------------- flops
 def decode_pass_flops(cfg: TransformerConfig, batch: int, frames: int, cond_tokens: int) -> float:
     """Matmul FLOPs of one ``AceStepTransformer.decode`` call (formula in the module docstring)."""
@@ -220,19 +249,26 @@ class Clock:
         return float(self.marks[end] - self.marks[start])
 
 
-class MarkingTransformer:
-    """Delegates to the transformer; marks ``sample_start`` at the first ``decode`` call."""
+@contextlib.contextmanager
+def marking_decode(transformer: Any, clock: Clock) -> Iterator[None]:
+    """Marks ``sample_start`` at the transformer's first ``decode`` call of the block.
 
-    def __init__(self, transformer: Any, clock: Clock) -> None:
-        self._inner, self._clock = transformer, clock
+    Patches ``decode`` on the instance (removed afterwards) rather than wrapping the transformer: the denoiser
+    must see the module itself, or it cannot use CUDA graphs (it checks the weights of an ``nn.Module``). With
+    CUDA graphs the first call is the un-captured warm-up, so no event is recorded inside a capture.
+    """
+    inner = transformer.decode
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+    def decode(*args: Any, **kwargs: Any) -> torch.Tensor:
+        if "sample_start" not in clock.marks:
+            clock.mark("sample_start")
+        return inner(*args, **kwargs)
 
-    def decode(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if "sample_start" not in self._clock.marks:
-            self._clock.mark("sample_start")
-        return self._inner.decode(*args, **kwargs)
+    transformer.decode = decode
+    try:
+        yield
+    finally:
+        del transformer.decode
 
 
 def _sync(device: torch.device) -> None:
@@ -249,6 +285,10 @@ def _peak_gib(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
+def _gib(peaks: dict[str, int], name: str) -> float | None:
+    return peaks[name] / 2**30 if name in peaks else None
+
+
 @dataclass
 class RunTimes:
     cond_s: float
@@ -257,33 +297,48 @@ class RunTimes:
     steps_done: int
     peak_sample_gib: float | None
     peak_decode_gib: float | None
+    move_s: float = 0.0
 
 
 def run_once(models: Models, params: GenerationParams, device: torch.device,
-             acceleration: Acceleration | None = None, decode_cudnn_benchmark: bool = False) -> RunTimes:
-    """One timed generation + decode; checks that the latents and audio are finite."""
-    clock, steps = Clock(device), []
-    wrapped = type("Model", (), {"transformer": MarkingTransformer(models.transformer, clock),
-                                 "text_encoder": models.text_encoder})()
+             acceleration: Acceleration | None = None, decode_cudnn_benchmark: bool = False,
+             low_vram: bool = False) -> RunTimes:
+    """One timed generation + decode; checks that the latents and audio are finite.
+
+    Generation and decode each run in an :func:`acestep_core.offload.stage` (peak reset on entry, read before
+    exit). With ``low_vram`` the stages move their models (CPU-resident) to ``device`` and back: the peaks then
+    include the moved-in weights, and the decode is overlapped (as the CLI's ``--low-vram``).
+    """
+    clock, steps, peaks = Clock(device), [], {}
+    model = type("Model", (), {"transformer": models.transformer, "text_encoder": models.text_encoder})()
+    moved = (lambda *modules: modules) if low_vram else (lambda *modules: ())
     _sync(device)
-    _reset_peak(device)
-    clock.mark("start")
-    result = generate(wrapped, params, encode_prompt=models.encode_prompt, encode_lyrics=models.encode_lyrics,
-                      device=device, callback=lambda info: steps.append(info.step), acceleration=acceleration)
-    clock.mark("sample_end")
-    _sync(device)
-    peak_sample = _peak_gib(device)
-    _reset_peak(device)
-    clock.mark("decode_start")
-    with torch.backends.cudnn.flags(enabled=True, benchmark=decode_cudnn_benchmark, deterministic=False):
-        audio = models.codec.decode(result.latents.to(next(models.codec.parameters()).dtype), sample_rate=48000,
-                                    overlapped=False)
-    clock.mark("decode_end")
+    clock.mark("run_start")
+    with stage("generate", *moved(models.text_encoder, models.transformer), device=device, peaks=peaks):
+        try:
+            clock.mark("start")
+            with marking_decode(models.transformer, clock):
+                result = generate(model, params, encode_prompt=models.encode_prompt,
+                                  encode_lyrics=models.encode_lyrics, device=device,
+                                  callback=lambda info: steps.append(info.step), acceleration=acceleration)
+            clock.mark("sample_end")
+        finally:
+            if low_vram:  # the graphs' memory pool goes before the transformer leaves the GPU
+                release_cuda_graphs(models.transformer)
+    with stage("decode", *moved(models.codec), device=device, peaks=peaks):
+        clock.mark("decode_start")
+        with torch.backends.cudnn.flags(enabled=True, benchmark=decode_cudnn_benchmark, deterministic=False):
+            audio = models.codec.decode(result.latents.to(next(models.codec.parameters()).dtype),
+                                        sample_rate=48000, overlapped=low_vram)  # --low-vram: overlapped, as the CLI
+        clock.mark("decode_end")
+    clock.mark("run_end")
     _sync(device)
     if not (torch.isfinite(result.latents).all() and torch.isfinite(audio).all()):
         LOG.warning("non-finite latents or audio (random weights?) for %s", params)
-    return RunTimes(clock.seconds("start", "sample_start"), clock.seconds("sample_start", "sample_end"),
-                    clock.seconds("decode_start", "decode_end"), len(steps), peak_sample, _peak_gib(device))
+    cond, sample = clock.seconds("start", "sample_start"), clock.seconds("sample_start", "sample_end")
+    decode = clock.seconds("decode_start", "decode_end")
+    move = max(0.0, clock.seconds("run_start", "run_end") - cond - sample - decode) if low_vram else 0.0
+    return RunTimes(cond, sample, decode, len(steps), _gib(peaks, "generate"), _gib(peaks, "decode"), move)
 
 
 def case_params(duration: float, steps: int, batch: int, guidance: str) -> GenerationParams:
@@ -291,11 +346,18 @@ def case_params(duration: float, steps: int, batch: int, guidance: str) -> Gener
                             batch_size=batch, manual_seeds=list(range(batch)), **GUIDANCE[guidance])
 
 
+def accel_label(accel: str, *, low_vram: bool = False, fp8: bool = False) -> str:
+    """The ``accel`` column: the preset, ``+fp8`` / ``+lowvram`` when on."""
+    return accel + ("+fp8" if fp8 else "") + ("+lowvram" if low_vram else "")
+
+
 def bench_case(models: Models, duration: float, steps: int, batch: int, guidance: str, accel: str, repeats: int,
-               device: torch.device, decode_cudnn_benchmark: bool = False) -> Result:
+               device: torch.device, decode_cudnn_benchmark: bool = False, low_vram: bool = False,
+               fp8: bool = False) -> Result:
     params = case_params(duration, steps, batch, guidance)
-    runs = [run_once(models, params, device, ACCEL[accel], decode_cudnn_benchmark) for _ in range(repeats)]
-    best = min(runs, key=lambda r: r.cond_s + r.sample_s + r.decode_s)
+    runs = [run_once(models, params, device, ACCEL[accel], decode_cudnn_benchmark, low_vram)
+            for _ in range(repeats)]
+    best = min(runs, key=lambda r: r.cond_s + r.sample_s + r.decode_s + r.move_s)
     if best.steps_done != steps:
         raise RuntimeError(f"callback counted {best.steps_done} steps, expected {steps}")
     passes = transformer_passes(steps, guidance)
@@ -303,11 +365,12 @@ def bench_case(models: Models, duration: float, steps: int, batch: int, guidance
     flops = passes * decode_pass_flops(models.spec.transformer, batch, seconds_to_frames(duration), cond_tokens)
     tflops = flops / best.sample_s / 1e12
     peak = gpu_peak_tflops(device)
-    total = best.cond_s + best.sample_s + best.decode_s
-    return Result(duration, steps, batch, guidance, accel, passes, best.cond_s, best.sample_s, best.sample_s / steps,
-                  best.decode_s, total, duration * batch / total, max(r.peak_sample_gib or 0 for r in runs) or None,
-                  max(r.peak_decode_gib or 0 for r in runs) or None, tflops,
-                  None if peak is None else 100.0 * tflops / peak)
+    total = best.cond_s + best.sample_s + best.decode_s + best.move_s
+    return Result(duration, steps, batch, guidance, accel_label(accel, low_vram=low_vram, fp8=fp8), passes,
+                  best.cond_s, best.sample_s, best.sample_s / steps, best.decode_s, total, duration * batch / total,
+                  max(r.peak_sample_gib or 0 for r in runs) or None, max(r.peak_decode_gib or 0 for r in runs) or None,
+                  tflops, None if peak is None else 100.0 * tflops / peak, move_s=best.move_s, low_vram=low_vram,
+                  fp8=fp8)
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -325,11 +388,12 @@ def markdown_table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def environment(device: torch.device, dtype: str, checkpoint: str | None, tiny: bool) -> dict[str, Any]:
+def environment(device: torch.device, dtype: str, checkpoint: str | None, tiny: bool, low_vram: bool = False,
+                fp8: bool = False) -> dict[str, Any]:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return {"gpu": gpu, "torch": torch.__version__, "dtype": dtype, "peak_tflops": gpu_peak_tflops(device),
             "weights": checkpoint or ("random tiny" if tiny else "random full-size"),
-            "prompt_tokens": PROMPT_TOKENS, "lyric_tokens": LYRIC_TOKENS}
+            "prompt_tokens": PROMPT_TOKENS, "lyric_tokens": LYRIC_TOKENS, "low_vram": low_vram, "fp8": fp8}
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -352,6 +416,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--guidance", type=lambda s: s.split(","), default=["app", "off"])
     p.add_argument("--accel", type=lambda s: s.split(","), default=["default"],
                    help=f"comma separated presets, each case runs with each: {', '.join(ACCEL)}")
+    p.add_argument("--low-vram", action="store_true",
+                   help="models in CPU memory; each run moves the text encoder + transformer to the device for "
+                        "generate and the codec for an overlapped decode (peaks include the moved weights)")
+    p.add_argument("--fp8", action="store_true",
+                   help="quantise the transformer's DiT-block weights to float8 once, after building")
     p.add_argument("--decode-cudnn-benchmark", action="store_true",
                    help="let cuDNN benchmark its convolution algorithms for the decode")
     p.add_argument("--repeats", type=int, default=1)
@@ -388,10 +457,12 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
         models = checkpoint_models(args.checkpoint, device, dtype)
     else:
         models = random_models(tiny_spec() if args.tiny else MODEL_SPECS["ace-step-v1-3.5b"], device, dtype)
+    prepare_models(models, fp8=args.fp8, low_vram=args.low_vram)
     LOG.info("models ready in %.1f s", time.perf_counter() - started)
-    env = environment(device, args.dtype, args.checkpoint, args.tiny)
+    env = environment(device, args.dtype, args.checkpoint, args.tiny, args.low_vram, args.fp8)
     for accel in args.accel:  # warm-up, untimed
-        run_once(models, case_params(min(args.durations), 3, 1, args.guidance[0]), device, ACCEL[accel])
+        run_once(models, case_params(min(args.durations), 3, 1, args.guidance[0]), device, ACCEL[accel],
+                 low_vram=args.low_vram)
     results: list[Result] = []
     skipped: list[Any] = []
     for case in _cases(args):
@@ -402,14 +473,17 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
         LOG.info("case dur=%s steps=%s batch=%s guidance=%s accel=%s", *case)
         try:
             results.append(bench_case(models, *case, repeats=args.repeats, device=device,
-                                      decode_cudnn_benchmark=args.decode_cudnn_benchmark))
+                                      decode_cudnn_benchmark=args.decode_cudnn_benchmark, low_vram=args.low_vram,
+                                      fp8=args.fp8))
         except torch.OutOfMemoryError:
             LOG.warning("out of memory: skipping %s", case)
             skipped.append((*case, "oom"))
             torch.cuda.empty_cache()
         _write_json(args.json, env, results, skipped)
     _write_json(args.json, env, results, skipped)
-    print(f"GPU: {env['gpu']}, torch {env['torch']}, {args.dtype}, weights: {env['weights']}, "
+    extras = "".join(text for on, text in ((args.fp8, ", fp8 transformer"), (args.low_vram, ", low-vram staging"))
+                     if on)
+    print(f"GPU: {env['gpu']}, torch {env['torch']}, {args.dtype}, weights: {env['weights']}{extras}, "
           f"peak {_fmt(env['peak_tflops'])} TFLOP/s")
     print(markdown_table(results))
     if skipped:

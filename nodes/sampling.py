@@ -34,6 +34,20 @@ from .types import CATEGORY, CONDITIONING, GUIDANCE, LATENT, LATENT_TYPE, MAX_SE
 SCHEDULERS = ["euler", "heun", "pingpong"]
 CFG_TYPES = ["apg", "cfg", "cfg_star"]
 SEED_MAX = 2**32 - 1
+# the optional ``acceleration`` input: label -> acestep_core.accel.Acceleration arguments
+ACCELERATION_CHOICES: dict[str, dict[str, bool]] = {
+    "batched (default)": {},
+    "batched + CUDA graphs": {"cuda_graphs": True},
+    "batched + CUDA graphs + torch.compile": {"cuda_graphs": True, "compile": True},
+    "separate passes (original)": {"batch_guidance": False},
+}
+DEFAULT_ACCELERATION = "batched (default)"
+ACCELERATION_TOOLTIP = (
+    "How the transformer passes run. batched: the conditional and unconditional passes of a guided step as one "
+    "batch (default). CUDA graphs: each pass shape is captured once and replayed (less CPU overhead per step; "
+    "CUDA only, and only while every weight is on the GPU: with ComfyUI's partial lowvram loading it falls back "
+    "to the default). torch.compile: compiles the DiT blocks (tens of seconds the first time per song length; "
+    "needs Triton). separate passes: one pass after the other, as the original app (for A/B checks).")
 
 
 def parse_seed_list(text: str, batch: int, name: str) -> list[int] | None:
@@ -113,11 +127,32 @@ def sampling_memory_required(model: Any, params: Any, src: torch.Tensor | None, 
     return sampling_memory_bytes(params.batch_size, frames, width, model.dtype)
 
 
+def acceleration_from_choice(choice: str | None) -> Any:
+    """The ``acceleration`` input's label -> :class:`acestep_core.accel.Acceleration` (``None``/"" = default)."""
+    from acestep_core.accel import Acceleration
+
+    choice = choice or DEFAULT_ACCELERATION
+    if choice not in ACCELERATION_CHOICES:
+        raise ValueError(f"acceleration: unknown choice {choice!r}; choose one of {list(ACCELERATION_CHOICES)}")
+    return Acceleration(**ACCELERATION_CHOICES[choice])
+
+
+def _acceleration_input() -> dict[str, Any]:
+    return {"acceleration": (list(ACCELERATION_CHOICES), {"default": DEFAULT_ACCELERATION,
+                                                          "tooltip": ACCELERATION_TOOLTIP})}
+
+
 def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[str, Any]],
-                   src: torch.Tensor | None, ref: torch.Tensor | None, node_id: str | None) -> dict[str, Any]:
-    """Validate, load the models, generate with progress + interrupt, and wrap the result as a LATENT."""
+                   src: torch.Tensor | None, ref: torch.Tensor | None, node_id: str | None,
+                   acceleration: str | None = None) -> dict[str, Any]:
+    """Validate, load the models, generate with progress + interrupt, and wrap the result as a LATENT.
+
+    CUDA graphs captured for the run are released before the models are handed back to ComfyUI, so their
+    memory pool does not stay allocated while other nodes (e.g. the decode) run."""
+    from acestep_core.accel import release_cuda_graphs
     from acestep_core.pipeline import GenerationInterrupted, GenerationParams, generate
 
+    accel = acceleration_from_choice(acceleration)
     params = GenerationParams(**fields)
     params.validate()
     encode_prompt, encode_lyrics = _encoders(*conditionings)
@@ -131,11 +166,12 @@ def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[
                           src_latents=None if src is None else src.to(device),
                           ref_latents=None if ref is None else ref.to(device), device=device, dtype=model.dtype,
                           callback=lambda info: bar.update(info.step, info.total),
-                          should_stop=adapter.interrupt_requested)
+                          should_stop=adapter.interrupt_requested, acceleration=accel)
     except GenerationInterrupted as e:
         adapter.raise_interrupted(e)
         raise
     finally:
+        release_cuda_graphs(model.transformer.module)
         adapter.release_models(handles)
     samples = result.latents.to(adapter.intermediate_device(), torch.float32)
     return {"samples": samples, "type": LATENT_TYPE, PARAMS_KEY: result.params}
@@ -185,12 +221,14 @@ class AceStepV1Sampler:
             "seeds": ("STRING", {"default": "", "tooltip": "Per-item seeds '1,2,3' (overrides seed; empty = off)."}),
             "retake_seeds": ("STRING", {"default": "", "tooltip": (
                 "Retake/repaint/extend noise seeds '1,2,3' (empty = seed + 1 + item).")}),
+            **_acceleration_input(),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def sample(self, model: Any, conditioning: Any, latent: Any, seed: int, steps: int, guidance_scale: float,
                scheduler: str, cfg_type: str, omega_scale: float, retake_variance: float,
                audio2audio_strength: float, guidance: dict[str, Any] | None = None, seeds: str = "",
-               retake_seeds: str = "", unique_id: str | None = None) -> tuple[dict[str, Any]]:
+               retake_seeds: str = "", acceleration: str = DEFAULT_ACCELERATION,
+               unique_id: str | None = None) -> tuple[dict[str, Any]]:
         conditioning = _check_conditioning(conditioning, "conditioning")
         samples = read_latent(latent)
         task, src, ref = _task_fields(latent, samples, retake_variance, audio2audio_strength)
@@ -204,7 +242,7 @@ class AceStepV1Sampler:
             "retake_seeds": parse_seed_list(retake_seeds, batch, "retake_seeds") or [
                 (seed + 1 + i) % (SEED_MAX + 1) for i in range(batch)],
         }
-        return (run_generation(model, fields, [conditioning], src, ref, unique_id),)
+        return (run_generation(model, fields, [conditioning], src, ref, unique_id, acceleration),)
 
 
 class AceStepV1FlowEdit:
@@ -234,11 +272,13 @@ class AceStepV1FlowEdit:
                                    "tooltip": "Noise draws averaged per edit step (smoother, slower)."}),
         }, "optional": {
             "seeds": ("STRING", {"default": "", "tooltip": "Per-item seeds '1,2,3' (overrides seed; empty = off)."}),
+            **_acceleration_input(),
         }, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def edit(self, model: Any, source_conditioning: Any, target_conditioning: Any, latent: Any, seed: int,
              steps: int, guidance_scale: float, scheduler: str, edit_n_min: float, edit_n_max: float,
-             edit_n_avg: int, seeds: str = "", unique_id: str | None = None) -> tuple[dict[str, Any]]:
+             edit_n_avg: int, seeds: str = "", acceleration: str = DEFAULT_ACCELERATION,
+             unique_id: str | None = None) -> tuple[dict[str, Any]]:
         from acestep_core.session import frames_to_duration
 
         source = _check_conditioning(source_conditioning, "source_conditioning")
@@ -257,4 +297,4 @@ class AceStepV1FlowEdit:
             "audio_duration": frames_to_duration(samples.shape[-1]), "batch_size": batch,
             "manual_seeds": item_seeds, "retake_seeds": item_seeds,
         }
-        return (run_generation(model, fields, [source, target], samples, None, unique_id),)
+        return (run_generation(model, fields, [source, target], samples, None, unique_id, acceleration),)

@@ -246,3 +246,22 @@ def test_parse_lora_arg() -> None:
     assert parse_lora_arg("a/b:0.5") == (Path("a/b"), 0.5)
     assert parse_lora_arg("C:\\x\\l.safetensors") == (Path("C:\\x\\l.safetensors"), 1.0)
     assert parse_lora_arg("C:\\x\\l.safetensors:-1") == (Path("C:\\x\\l.safetensors"), -1.0)
+
+
+def test_merge_into_fp8_model_is_refused(tmp_path) -> None:
+    """fp8 weights cannot take a merged delta: the error says what to do instead, and nothing changes."""
+    from acestep_core import quant
+
+    if not quant.fp8_supported():
+        pytest.skip("torch without float8")
+    require_parity()
+    model = load_checkpoint(TINY_CHECKPOINT, components=["transformer"]).transformer
+    lora = read_lora(write_peft(tmp_path / "l", _matrices(model, 4, 5), alpha=8))
+    quant.quantize_fp8_(model, min_numel=0)
+    before = _state(model)
+    with pytest.raises(LoraError, match="fp8-quantised") as info:
+        merge_loras(model, [LoraSpec(lora, 1.0)])
+    message = " ".join(str(info.value).split())
+    assert "before quantising" in message and "without fp8" in message
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())

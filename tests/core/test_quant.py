@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from acestep_core import load_checkpoint
-from acestep_core.lora import LoraSpec, merge_loras, read_lora
+from acestep_core.lora import LoraError, LoraSpec, merge_loras, read_lora
 from acestep_core.quant import (
     FP8_MAX,
     Fp8Conv1d,
@@ -147,12 +147,12 @@ def test_pending_lora_restore_is_refused_and_one_shot_merge_works(tmp_path) -> N
 
 
 def test_lora_after_quantisation_fails_loudly_instead_of_corrupting(tmp_path) -> None:
-    """The fp8 weight is a buffer: LoRA code writing through ``named_parameters()`` cannot reach it."""
+    """merge_loras refuses an fp8 model with a LoraError naming the fix, and no weight changes."""
     model = _fresh()
     lora = read_lora(write_peft(tmp_path / "l", _matrices(model, 4, 1), alpha=8))
     quantize_fp8_(model)
     weight = model.transformer_blocks[0].attn.to_q.weight.clone()
-    with pytest.raises(KeyError):
+    with pytest.raises(LoraError, match="fp8"):
         merge_loras(model, [LoraSpec(lora, 1.0)])
     assert torch.equal(model.transformer_blocks[0].attn.to_q.weight.view(torch.uint8), weight.view(torch.uint8))
 

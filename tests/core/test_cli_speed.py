@@ -1,0 +1,112 @@
+"""``--cuda-graphs``, ``--compile`` and ``--no-batch-guidance`` of ``python -m acestep_core generate`` (CPU).
+
+Planning is checked directly; that the plan's :class:`~acestep_core.accel.Acceleration` reaches
+:func:`~acestep_core.pipeline.generate` (and that the CUDA graphs are released before the decode) is checked by
+running :func:`~acestep_core.cli_run.execute` on the tiny checkpoint with ``generate`` wrapped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from acestep_core import accel, cli, cli_plan, cli_run, offload, pipeline
+from acestep_core.accel import Acceleration
+from tests.core.test_cli import _forbid_model_loading, _require_pipeline, base_args, run
+
+
+def _args(tmp_path, *extra: str) -> Any:
+    return cli.build_parser().parse_args(["generate", *base_args(tmp_path, "o.wav", *extra)])
+
+
+def _plan(tmp_path, *extra: str) -> cli.RunPlan:
+    return cli.plan_run(_args(tmp_path, *extra))
+
+
+def test_help_lists_the_speed_flags(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "speed:" in text
+    for flag in ("--cuda-graphs", "--compile", "--no-batch-guidance"):
+        assert flag in text
+    assert "Triton" in text and "CUDA only" in text
+
+
+def test_plan_defaults_to_batched_guidance(tmp_path) -> None:
+    _require_pipeline()
+    assert _plan(tmp_path).acceleration == Acceleration(batch_guidance=True, cuda_graphs=False, compile=False)
+    assert _plan(tmp_path, "--no-batch-guidance").acceleration == Acceleration(batch_guidance=False)
+    assert _plan(tmp_path, "--compile").acceleration == Acceleration(compile=True)  # CPU: inductor's C++ backend
+
+
+def test_cuda_graphs_on_cpu_is_a_logged_no_op(tmp_path, caplog) -> None:
+    _require_pipeline()
+    with caplog.at_level(logging.INFO, logger="acestep_core.cli"):
+        plan = _plan(tmp_path, "--cuda-graphs", "--no-batch-guidance")
+    assert plan.acceleration == Acceleration(batch_guidance=False, cuda_graphs=False)
+    assert "--cuda-graphs has no effect on --device cpu" in caplog.text
+
+
+def test_cuda_graphs_and_compile_are_kept_on_cuda(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(cli_plan.importlib.util, "find_spec", lambda name: object())
+    args = _args(tmp_path, "--cuda-graphs", "--compile")
+    assert cli_plan._acceleration(args, torch.device("cuda")) == Acceleration(True, True, True)
+
+
+def test_compile_on_cuda_without_triton_exits_2_before_loading(tmp_path, capsys, monkeypatch) -> None:
+    _require_pipeline()
+    _forbid_model_loading(monkeypatch)
+    monkeypatch.setattr(cli_plan, "resolve_device", lambda name: torch.device("cuda"))
+    real_find_spec = cli_plan.importlib.util.find_spec
+    monkeypatch.setattr(cli_plan.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "triton" else real_find_spec(name, *a))
+    code, out, err = run(base_args(tmp_path, "o.wav", "--compile"), capsys)
+    assert code == 2 and out == [] and "--compile on CUDA needs Triton" in err
+
+
+@pytest.mark.parametrize("low_vram", [False, True])
+def test_acceleration_reaches_generate_and_graphs_are_released_before_decode(tmp_path, monkeypatch,
+                                                                           low_vram: bool) -> None:
+    _require_pipeline()
+    events: list[Any] = []
+    real_generate, real_release, real_stage = pipeline.generate, accel.release_cuda_graphs, offload.stage
+
+    def recording_generate(*args: Any, **kwargs: Any) -> Any:
+        events.append(("generate", kwargs.get("acceleration")))
+        return real_generate(*args, **kwargs)
+
+    def recording_release(transformer: Any) -> None:
+        events.append(("release", type(transformer).__name__))
+        real_release(transformer)
+
+    def recording_stage(name, *modules, device, peaks=None):
+        events.append(("stage", name))
+        return real_stage(name, *modules, device=device, peaks=peaks)
+
+    monkeypatch.setattr(pipeline, "generate", recording_generate)
+    monkeypatch.setattr(accel, "release_cuda_graphs", recording_release)
+    monkeypatch.setattr(offload, "stage", recording_stage)
+    wanted = Acceleration(batch_guidance=False, cuda_graphs=True)  # graphs: a no-op on CPU tensors
+    plan = dataclasses.replace(_plan(tmp_path), acceleration=wanted, low_vram=low_vram)
+    cli_run.execute(plan, quiet=True)
+    assert events == [("stage", "encode-audio"), ("stage", "generate"), ("generate", wanted),
+                      ("release", "AceStepTransformer"), ("stage", "decode")]
+
+
+def test_separate_passes_match_batched_guidance(tmp_path, capsys) -> None:
+    """``--no-batch-guidance`` is an A/B switch: same latents up to float rounding."""
+    _require_pipeline()
+    latents = []
+    for name, extra in (("batched", ()), ("separate", ("--no-batch-guidance",))):
+        path = tmp_path / f"{name}.safetensors"
+        code, _, err = run([*base_args(tmp_path, f"{name}.wav"), "--save-latents", str(path), *extra], capsys)
+        assert code == 0, err
+        latents.append(load_file(str(path))["latents"])
+    rel = float((latents[0] - latents[1]).norm() / latents[1].norm())
+    assert rel < 1e-4, rel
