@@ -250,25 +250,26 @@ class Clock:
 
 
 @contextlib.contextmanager
-def marking_decode(transformer: Any, clock: Clock) -> Iterator[None]:
-    """Marks ``sample_start`` at the transformer's first ``decode`` call of the block.
+def marking_sample_start(transformer: Any, clock: Clock) -> Iterator[None]:
+    """Marks ``sample_start`` when the transformer's last ``encode`` call of the block returns (conditioning =
+    text encoder + condition encoder; sampling starts right after).
 
-    Patches ``decode`` on the instance (removed afterwards) rather than wrapping the transformer: the denoiser
-    must see the module itself, or it cannot use CUDA graphs (it checks the weights of an ``nn.Module``). With
-    CUDA graphs the first call is the un-captured warm-up, so no event is recorded inside a capture.
+    Patches ``encode`` on the instance (removed afterwards) rather than wrapping the transformer: the denoiser
+    must see the module itself, or it cannot use CUDA graphs (it checks the weights of an ``nn.Module``), and
+    with cached CUDA graphs ``decode`` is never called from Python at all.
     """
-    inner = transformer.decode
+    inner = transformer.encode
 
-    def decode(*args: Any, **kwargs: Any) -> torch.Tensor:
-        if "sample_start" not in clock.marks:
-            clock.mark("sample_start")
-        return inner(*args, **kwargs)
+    def encode(*args: Any, **kwargs: Any) -> Any:
+        out = inner(*args, **kwargs)
+        clock.mark("sample_start")
+        return out
 
-    transformer.decode = decode
+    transformer.encode = encode
     try:
         yield
     finally:
-        del transformer.decode
+        del transformer.encode
 
 
 def _sync(device: torch.device) -> None:
@@ -317,7 +318,7 @@ def run_once(models: Models, params: GenerationParams, device: torch.device,
     with stage("generate", *moved(models.text_encoder, models.transformer), device=device, peaks=peaks):
         try:
             clock.mark("start")
-            with marking_decode(models.transformer, clock):
+            with marking_sample_start(models.transformer, clock):
                 result = generate(model, params, encode_prompt=models.encode_prompt,
                                   encode_lyrics=models.encode_lyrics, device=device,
                                   callback=lambda info: steps.append(info.step), acceleration=acceleration)

@@ -47,7 +47,7 @@ def _tiny(*extra: str) -> list[bench_generate.Result]:
 
 def test_bench_low_vram_tiny_cpu(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """On the CPU the stages' moves are no-ops; the staged path (generate + overlapped decode) still runs, and
-    the transformer is handed to the denoiser itself (not a wrapper), with the decode patch removed after."""
+    the transformer is handed to the denoiser itself (not a wrapper), with the encode patch removed after."""
     staged: list[tuple[str, list[str]]] = []
     released: list[str] = []
     real_stage, real_release = bench_generate.stage, bench_generate.release_cuda_graphs
@@ -96,17 +96,17 @@ def test_bench_fp8_tiny_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert payload["environment"]["fp8"] is True and payload["results"][0]["fp8"] is True
 
 
-def test_marking_decode_keeps_the_module_and_removes_the_patch() -> None:
+def test_marking_sample_start_keeps_the_module_and_removes_the_patch() -> None:
     import torch
 
     class Fake(torch.nn.Module):
-        def decode(self, x):
+        def encode(self, x):
             return x + 1
 
     fake, clock = Fake(), bench_generate.Clock(torch.device("cpu"))
-    with bench_generate.marking_decode(fake, clock):
-        assert fake.decode(torch.zeros(1)).item() == 1 and "sample_start" in clock.marks
+    with bench_generate.marking_sample_start(fake, clock):
+        assert fake.encode(torch.zeros(1)).item() == 1 and "sample_start" in clock.marks
         first = clock.marks["sample_start"]
-        fake.decode(torch.zeros(1))
-        assert clock.marks["sample_start"] == first
-    assert "decode" not in vars(fake) and fake.decode(torch.zeros(1)).item() == 1
+        fake.encode(torch.zeros(1))
+        assert clock.marks["sample_start"] >= first  # the last encode call marks the start of sampling
+    assert "encode" not in vars(fake) and fake.encode(torch.zeros(1)).item() == 1
