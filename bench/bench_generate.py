@@ -450,6 +450,29 @@ def _write_json(path: str | None, env: dict[str, Any], results: Sequence[Result]
         Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
 
+def run_cases(cases: Sequence[tuple[Any, ...]], bench_one: Callable[[tuple[Any, ...]], Any], *, started: float,
+              time_budget: float, save: Callable[[list[Any], list[Any]], None]) -> tuple[list[Any], list[Any]]:
+    """Run ``bench_one(case)`` for each case in order; cases past ``time_budget`` seconds since ``started`` and
+    cases that run out of GPU memory are skipped and listed. ``save(results, skipped)`` after every case."""
+    results: list[Any] = []
+    skipped: list[Any] = []
+    for case in cases:
+        if time.perf_counter() - started > time_budget:
+            skipped.append(case)
+            LOG.warning("time budget spent: skipping %s", case)
+            continue
+        LOG.info("case %s", case)
+        try:
+            results.append(bench_one(case))
+        except torch.OutOfMemoryError:
+            LOG.warning("out of memory: skipping %s", case)
+            skipped.append((*case, "oom"))
+            torch.cuda.empty_cache()
+        save(results, skipped)
+    save(results, skipped)
+    return results, skipped
+
+
 def main(argv: Sequence[str] | None = None) -> list[Result]:
     args = parse_args(argv)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
@@ -464,24 +487,11 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     for accel in args.accel:  # warm-up, untimed
         run_once(models, case_params(min(args.durations), 3, 1, args.guidance[0]), device, ACCEL[accel],
                  low_vram=args.low_vram)
-    results: list[Result] = []
-    skipped: list[Any] = []
-    for case in _cases(args):
-        if time.perf_counter() - started > args.time_budget:
-            skipped.append(case)
-            LOG.warning("time budget spent: skipping %s", case)
-            continue
-        LOG.info("case dur=%s steps=%s batch=%s guidance=%s accel=%s", *case)
-        try:
-            results.append(bench_case(models, *case, repeats=args.repeats, device=device,
-                                      decode_cudnn_benchmark=args.decode_cudnn_benchmark, low_vram=args.low_vram,
-                                      fp8=args.fp8))
-        except torch.OutOfMemoryError:
-            LOG.warning("out of memory: skipping %s", case)
-            skipped.append((*case, "oom"))
-            torch.cuda.empty_cache()
-        _write_json(args.json, env, results, skipped)
-    _write_json(args.json, env, results, skipped)
+    results, skipped = run_cases(
+        _cases(args), lambda case: bench_case(models, *case, repeats=args.repeats, device=device,
+                                              decode_cudnn_benchmark=args.decode_cudnn_benchmark,
+                                              low_vram=args.low_vram, fp8=args.fp8),
+        started=started, time_budget=args.time_budget, save=lambda r, k: _write_json(args.json, env, r, k))
     extras = "".join(text for on, text in ((args.fp8, ", fp8 transformer"), (args.low_vram, ", low-vram staging"))
                      if on)
     print(f"GPU: {env['gpu']}, torch {env['torch']}, {args.dtype}, weights: {env['weights']}{extras}, "

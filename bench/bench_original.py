@@ -63,6 +63,7 @@ from bench.bench_generate import (  # noqa: E402
     _peak_gib,
     _reset_peak,
     _sync,
+    run_cases,
     tiny_spec,
 )
 
@@ -403,22 +404,10 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     env = environment(device, args.dtype, args.tiny, args.ace_step_root)
     run_once(pipe, clock_ref, min(args.durations), 3, 1, args.guidance[0])  # warm-up, untimed
     cases = [(d, s, b, g) for b in args.batch for d in args.durations for s in args.steps for g in args.guidance]
-    results: list[Result] = []
-    skipped: list[Any] = []
-    for case in sorted(cases, key=lambda c: (c[2], c[0] * c[1])):  # cheap first, as bench_generate
-        if time.perf_counter() - started > args.time_budget:
-            skipped.append(case)
-            LOG.warning("time budget spent: skipping %s", case)
-            continue
-        LOG.info("case dur=%s steps=%s batch=%s guidance=%s", *case)
-        try:
-            results.append(bench_case(pipe, clock_ref, calls, *case, repeats=args.repeats))
-        except torch.OutOfMemoryError:
-            LOG.warning("out of memory: skipping %s", case)
-            skipped.append((*case, "oom"))
-            torch.cuda.empty_cache()
-        _write_json(args.json, env, results, skipped)
-    _write_json(args.json, env, results, skipped)
+    results, skipped = run_cases(
+        sorted(cases, key=lambda c: (c[2], c[0] * c[1])),  # cheap first, as bench_generate
+        lambda case: bench_case(pipe, clock_ref, calls, *case, repeats=args.repeats),
+        started=started, time_budget=args.time_budget, save=lambda r, k: _write_json(args.json, env, r, k))
     print(f"ORIGINAL ACE-Step ({env['ace_step_root']}), GPU: {env['gpu']}, torch {env['torch']}, "
           f"diffusers {env['diffusers']}, transformers {env['transformers']}, {args.dtype}, weights: {env['weights']}")
     print(markdown_table(results))
