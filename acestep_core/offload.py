@@ -114,10 +114,6 @@ def log_peaks(peaks: dict[str, Any]) -> None:
         logger.info("peak GPU memory per stage (GiB): %s; max %.2f", parts, max(peaks.values()) / 2**30)
 
 
-def _dtype_size(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
-
-
 def decode_memory_bytes(latent_shape: tuple[int, ...] | torch.Size, dtype: torch.dtype, *, overlapped: bool,
                         window_frames: int = 512) -> int:
     """Activation memory of ``AudioCodec.decode`` for latents ``[B, 8, 16, T]`` (codec weights excluded).
@@ -126,7 +122,7 @@ def decode_memory_bytes(latent_shape: tuple[int, ...] | torch.Size, dtype: torch
     ``window_frames`` latent frames at a time, so only the output waveform grows with ``B * T``.
     """
     batch, _, height, frames = (int(d) for d in latent_shape)
-    per_frame = height * DECODE_BYTES_PER_ROW_FRAME * _dtype_size(dtype)
+    per_frame = height * DECODE_BYTES_PER_ROW_FRAME * dtype.itemsize
     active = min(frames, window_frames) if overlapped else batch * frames
     return active * per_frame + batch * frames * WAVEFORM_BYTES_PER_FRAME
 
@@ -134,4 +130,4 @@ def decode_memory_bytes(latent_shape: tuple[int, ...] | torch.Size, dtype: torch
 def sampling_memory_bytes(batch: int, frames: int, model_dim: int, dtype: torch.dtype) -> int:
     """Activation memory of one sampling step of the transformer (weights excluded), a conservative estimate."""
     elements = SAMPLING_BATCHED_PASSES * batch * frames * model_dim * SAMPLING_ELEMENTS_PER_FRAME_DIM
-    return elements * _dtype_size(dtype)
+    return elements * dtype.itemsize

@@ -206,8 +206,7 @@ def _run_edit(model: Any, params: GenerationParams, src: torch.Tensor, encode_pr
     first, _ = edit_phase_bounds(params.infer_step, config)
     progress = Progress(params.infer_step - first, **progress_args)
     return run_flowedit(Denoiser(model.transformer, acceleration), source, target, src, schedule, config,
-                        retake_generators,
-                        progress=progress, trace=trace)
+                        retake_generators, progress=progress, trace=trace)
 
 
 @torch.no_grad()

@@ -21,10 +21,9 @@ How: each layer keeps its identity and attributes; its class becomes ``Fp8<its c
 through its own ``_conv_forward``, so layout changes in the network code carry over). No wrapper module and no
 forward pre-hook (a hook would have to swap a bf16 tensor into ``weight`` on every call and back): the state
 dict reads ``<name>.weight`` (fp8) + ``<name>.weight_scale`` (float32 ``[out]``) + ``<name>.bias``, and the fp8
-weight is a *buffer*, not a parameter. That last point is a safety net: ``next(transformer.parameters())``
-(how the pipeline picks the activation dtype) stays a bf16 tensor, and LoRA code that writes through
-``named_parameters()`` (:func:`acestep_core.lora.merge_loras`, :meth:`~acestep_core.lora.LoraMerge.restore`)
-fails with a ``KeyError`` on a quantised layer instead of silently writing an unscaled bf16 value into fp8.
+weight is a *buffer*, not a parameter, so ``next(transformer.parameters())`` (how the pipeline picks the
+activation dtype) stays a bf16 tensor, and code writing through ``named_parameters()`` cannot reach an fp8
+weight (:func:`acestep_core.lora.merge_loras` refuses a quantised model up front with a ``LoraError``).
 
 LoRA: merge LoRAs *before* quantising, with ``keep_originals=False`` (or ``restore()`` first):
 :func:`quantize_fp8_` refuses a model with a pending :class:`~acestep_core.lora.LoraMerge` passed as

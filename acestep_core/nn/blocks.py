@@ -240,7 +240,7 @@ class FinalLayer(nn.Module):
         """``x`` [B, T, D], ``embedded_timestep`` [B, D] -> [B, C, 16, output_length] (zero pad or crop)."""
         table = cast_like(self.scale_shift_table, x)[None] + embedded_timestep[:, None]  # [B, 2, D]
         shift, scale = table.chunk(2, dim=1)  # [B, 1, D] each
-        x = modulate(F.rms_norm(x, (x.shape[-1],), eps=RMS_NORM_EPS), shift, scale)
+        x = modulate(rms_norm(x), shift, scale)
         x = self.linear(x)  # [B, T, 16 * 1 * C]
         out = rearrange(x, "b w (p q c) -> b c p (w q)", p=self.patch_size[0], q=self.patch_size[1])
         frames = out.shape[-1]

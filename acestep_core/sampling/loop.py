@@ -90,6 +90,11 @@ class GuidedVelocity:
         self.momentum = MomentumBuffer()
         self._batched: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
+    @property
+    def _uncond_query_scale(self) -> float:
+        """ERG-diffusion factor of the unconditional pass (1 = off)."""
+        return ERG_TEMPERATURE if self.config.erg_diffusion else 1.0
+
     def _guided_batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """States, mask and per-item query scales of the batched guided pass (built once)."""
         if self._batched is None:
@@ -99,16 +104,15 @@ class GuidedVelocity:
                 branches.append(conds.only_text)
             assert conds.uncond is not None  # built whenever do_cfg
             branches.append(conds.uncond)
-            erg = ERG_TEMPERATURE if self.config.erg_diffusion else 1.0
             scales = torch.ones(batch * len(branches), dtype=torch.float32, device=conds.cond.device)
-            scales[-batch:] = erg
+            scales[-batch:] = self._uncond_query_scale
             self._batched = (torch.cat(branches), conds.mask.repeat(len(branches), 1), scales)
         return self._batched
 
     def _guided_passes(self, x: torch.Tensor, timestep: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """``(v_cond, v_text or None, v_uncond)`` of one guided step."""
-        conds, erg = self.conditions, ERG_TEMPERATURE if self.config.erg_diffusion else 1.0
+        conds = self.conditions
         with_text = self.config.double_condition and conds.only_text is not None
         if self.denoiser.batch_guidance:
             states, mask, scales = self._guided_batch(x.shape[0])
@@ -118,7 +122,7 @@ class GuidedVelocity:
         assert conds.uncond is not None
         v_cond = self.denoiser(x, conds.cond, conds.mask, timestep)
         v_text = self.denoiser(x, conds.only_text, conds.mask, timestep) if with_text else None
-        return v_cond, v_text, self.denoiser(x, conds.uncond, conds.mask, timestep, erg)
+        return v_cond, v_text, self.denoiser(x, conds.uncond, conds.mask, timestep, self._uncond_query_scale)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, index: int) -> torch.Tensor:
         cfg_conf, conds = self.config, self.conditions

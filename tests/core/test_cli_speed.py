@@ -15,9 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from acestep_core import accel, cli, cli_plan, cli_run, offload, pipeline
+from acestep_core import cli, cli_plan, cli_run, offload
 from acestep_core.accel import Acceleration
 from tests.core.test_cli import _forbid_model_loading, _require_pipeline, base_args, run
+from tests.recording import record_generate_and_release
 
 
 def _args(tmp_path, *extra: str) -> Any:
@@ -74,23 +75,13 @@ def test_compile_on_cuda_without_triton_exits_2_before_loading(tmp_path, capsys,
 def test_acceleration_reaches_generate_and_graphs_are_released_before_decode(tmp_path, monkeypatch,
                                                                            low_vram: bool) -> None:
     _require_pipeline()
-    events: list[Any] = []
-    real_generate, real_release, real_stage = pipeline.generate, accel.release_cuda_graphs, offload.stage
-
-    def recording_generate(*args: Any, **kwargs: Any) -> Any:
-        events.append(("generate", kwargs.get("acceleration")))
-        return real_generate(*args, **kwargs)
-
-    def recording_release(transformer: Any) -> None:
-        events.append(("release", type(transformer).__name__))
-        real_release(transformer)
+    events = record_generate_and_release(monkeypatch)
+    real_stage = offload.stage
 
     def recording_stage(name, *modules, device, peaks=None):
         events.append(("stage", name))
         return real_stage(name, *modules, device=device, peaks=peaks)
 
-    monkeypatch.setattr(pipeline, "generate", recording_generate)
-    monkeypatch.setattr(accel, "release_cuda_graphs", recording_release)
     monkeypatch.setattr(offload, "stage", recording_stage)
     wanted = Acceleration(batch_guidance=False, cuda_graphs=True)  # graphs: a no-op on CPU tensors
     plan = dataclasses.replace(_plan(tmp_path), acceleration=wanted, low_vram=low_vram)

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 import torch
 
-from acestep_core import accel, pipeline
 from acestep_core.accel import Acceleration
 from nodes import sampling
 from nodes.conditioning import AceStepV1TextEncode
@@ -20,6 +19,7 @@ from nodes.sampling import (
     acceleration_from_choice,
 )
 from tests.nodes.test_nodes import check_latent, sample
+from tests.recording import record_generate_and_release
 
 
 @pytest.mark.parametrize("node", [AceStepV1Sampler, AceStepV1FlowEdit])
@@ -44,20 +44,7 @@ def test_choices_map_to_acceleration() -> None:
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """``generate`` and ``release_cuda_graphs`` calls, in order (both still run)."""
-    events: list[Any] = []
-    real_generate, real_release = pipeline.generate, accel.release_cuda_graphs
-
-    def recording_generate(*args: Any, **kwargs: Any) -> Any:
-        events.append(("generate", kwargs.get("acceleration")))
-        return real_generate(*args, **kwargs)
-
-    def recording_release(transformer: Any) -> None:
-        events.append(("release", type(transformer).__name__))
-        real_release(transformer)
-
-    monkeypatch.setattr(pipeline, "generate", recording_generate)
-    monkeypatch.setattr(accel, "release_cuda_graphs", recording_release)
-    return events
+    return record_generate_and_release(monkeypatch)
 
 
 def test_sampler_passes_the_choice_to_generate(model: Any, conditioning: Any, recorded: list[Any]) -> None:
