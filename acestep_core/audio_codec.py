@@ -198,11 +198,9 @@ class AudioCodec(nn.Module):
         return torch.cat([self.denormalise_mel(self.dcae.decode(item[None])) for item in z])
 
     def mel_to_waveform(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """Log-mel ``[B, 2, 128, F]`` -> 44.1 kHz waveform ``[B, 2, 512·F]``, vocoding one channel at a time."""
-        return torch.stack([
-            torch.cat([self.vocoder.decode(item[c][None])[:, 0] for c in range(item.shape[0])])
-            for item in log_mel
-        ])
+        """Log-mel ``[B, 2, 128, F]`` -> 44.1 kHz waveform ``[B, 2, 512·F]``: each item's two channels are vocoded
+        as one batch of two mono mels (upstream ``vocoder.decode(mels[0])``)."""
+        return torch.stack([self.vocoder.decode(item)[:, 0] for item in log_mel])
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, *, sample_rate: int = 48000, overlapped: bool | None = False

@@ -31,6 +31,7 @@ from .vocoder_blocks import (
     WeightNormConvTranspose1d,
     same_padding,
 )
+from .vocoder_fused import fused_head_supported, hifigan_forward_fused
 
 STEM_KERNEL_SIZE = 7  # upstream ConvNeXtEncoder stem (replicate padding)
 
@@ -100,6 +101,8 @@ class HiFiGANGenerator(nn.Module):
                                           padding=same_padding(cfg.post_conv_kernel_size), **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fused_head_supported(x):  # CUDA bf16/fp16: same layers and rounding points, fused kernels
+            return hifigan_forward_fused(self, x)
         x = self.conv_pre(x)  # [B, base, F]
         for i, up in enumerate(self.ups):
             x = up(F.silu(x))  # [B, base / 2^(i+1), F · rates[:i+1]]
