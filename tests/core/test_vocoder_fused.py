@@ -121,3 +121,33 @@ def test_fused_head_is_as_accurate_as_the_plain_head(monkeypatch: pytest.MonkeyP
     assert float(truth.std()) > 1e-3
     assert fused_error <= 1.5 * plain_error + 1e-5, (fused_error, plain_error)
 
+
+
+def test_a_triton_failure_falls_back_to_the_reference(monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import acestep_core.kernels.conv1d_nlc as module
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("PassManager::run failed")  # what a Triton build error looks like
+
+    monkeypatch.setattr(module, "_FAILED", [])
+    monkeypatch.setattr(module, "_launch", broken)
+    monkeypatch.setattr(module, "triton_available", lambda: True)
+    monkeypatch.setattr(module, "_capable", lambda _index: True)
+    x = torch.randn(1, 20, 8, dtype=torch.bfloat16)
+    weight, bias = torch.randn(8, 8, 3, dtype=torch.bfloat16), torch.randn(8, dtype=torch.bfloat16)
+    monkeypatch.setattr(module, "use_triton", lambda t: not module._FAILED)  # as on a CUDA tensor
+    with caplog.at_level("WARNING"):
+        out = module.conv1d_nlc(x, weight, bias, 1, Epilogue())
+    assert module._FAILED and not module.use_triton(x)  # later calls skip Triton without retrying
+    expected = conv1d_nlc_reference(x, weight, bias, 1, Epilogue())
+    torch.testing.assert_close(out[0], expected[0], rtol=0, atol=0)
+    assert "plain PyTorch path" in caplog.text
+
+
+def test_cpu_and_fp32_take_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from acestep_core.kernels.conv1d_nlc import use_triton
+
+    assert not use_triton(torch.zeros(1, 4, 8, dtype=torch.bfloat16))  # CPU
+    monkeypatch.setenv("ACESTEP_NO_TRITON", "1")
+    assert not use_triton(torch.zeros(1, 4, 8))
