@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import os
-import statistics
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -28,22 +27,16 @@ import torch
 from acestep_core.config import MODEL_SPECS
 
 from .bench_generate import _random_module
+from .profile_decode import _time
 
 LOG = logging.getLogger("bench.profile_codec")
 
 
 def _time_ms(fn: Callable[[], Any], iters: int) -> float:
+    """One warm-up call, then the median of ``iters`` timed calls (:func:`bench.profile_decode._time`), in ms."""
     fn()
     torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return round(statistics.median(times), 2)
+    return round(_time(fn, iters), 2)
 
 
 @contextlib.contextmanager

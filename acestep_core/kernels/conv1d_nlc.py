@@ -89,6 +89,10 @@ def conv1d_nlc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dilati
     """Fused conv (Triton on CUDA bf16/fp16, else the reference). ``acc`` may be overwritten in place."""
     if weight.shape[-1] % 2 == 0:
         raise ValueError(f"conv1d_nlc: odd kernel sizes only (same padding), got {weight.shape[-1]}")
+    expected = (x.shape[0], x.shape[1], weight.shape[0])
+    for name, t in (("residual", residual), ("acc", acc)):
+        if t is not None and (tuple(t.shape) != expected or not t.is_contiguous()):
+            raise ValueError(f"conv1d_nlc: {name} must be contiguous {list(expected)}, got {list(t.shape)}")
     if use_triton(x):
         w_kio = weight.permute(2, 1, 0).contiguous()  # [K, C_in, C_out]
         try:
@@ -123,9 +127,6 @@ def _launch(x: torch.Tensor, w_kio: torch.Tensor, bias: torch.Tensor, dilation: 
     new = functools.partial(torch.empty, batch, length, c_out, dtype=x.dtype, device=x.device)
     plain = (acc if acc is not None else new()) if epilogue.write_plain else None
     silu = new() if epilogue.write_silu else None
-    for name, t in (("residual", residual), ("acc", acc)):
-        if t is not None and (t.shape != (batch, length, c_out) or not t.is_contiguous()):
-            raise ValueError(f"conv1d_nlc: {name} must be contiguous {[batch, length, c_out]}, got {list(t.shape)}")
     dummy = plain if plain is not None else silu
     block_l, block_n, block_k, warps, stages = _blocks(c_in, c_out)
     grid = (_cdiv(length, block_l), _cdiv(c_out, block_n), batch)

@@ -151,3 +151,9 @@ def test_cpu_and_fp32_take_the_plain_path(monkeypatch: pytest.MonkeyPatch) -> No
     assert not use_triton(torch.zeros(1, 4, 8, dtype=torch.bfloat16))  # CPU
     monkeypatch.setenv("ACESTEP_NO_TRITON", "1")
     assert not use_triton(torch.zeros(1, 4, 8))
+
+
+def test_mis_shaped_residual_is_refused() -> None:
+    x, weight, bias = torch.randn(1, 10, 4), torch.randn(6, 4, 3), torch.randn(6)
+    with pytest.raises(ValueError, match=r"residual must be contiguous \[1, 10, 6\]"):
+        conv1d_nlc(x, weight, bias, 1, Epilogue(), residual=torch.randn(1, 10, 4))
