@@ -383,10 +383,18 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def markdown_table(results: Sequence[Result]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(getattr(r, c)) for c in COLUMNS) + " |" for r in results]
+def markdown_table(results: Sequence[Any], columns: Sequence[str] = COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(getattr(r, c)) for c in columns) + " |" for r in results]
     return "\n".join(lines)
+
+
+def print_report(header: str, results: Sequence[Any], skipped: Sequence[Any], columns: Sequence[str] = COLUMNS) -> None:
+    """The benchmark's stdout: one header line, the markdown table, the skipped cases (if any)."""
+    print(header)
+    print(markdown_table(results, columns))
+    if skipped:
+        print(f"skipped (time budget / oom): {list(skipped)}")
 
 
 def environment(device: torch.device, dtype: str, checkpoint: str | None, tiny: bool, low_vram: bool = False,
@@ -439,12 +447,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _cases(args: argparse.Namespace) -> list[tuple[float, int, int, str, str]]:
-    cases = [(d, s, b, g, a) for b in args.batch for d in args.durations for s in args.steps for g in args.guidance
-             for a in args.accel]
-    return sorted(cases, key=lambda c: (c[2], c[0] * c[1]))  # cheap first, so a time budget cuts the corner
+    return [(d, s, b, g, a) for b in args.batch for d in args.durations for s in args.steps for g in args.guidance
+            for a in args.accel]
 
 
-def _write_json(path: str | None, env: dict[str, Any], results: Sequence[Result], skipped: list[Any]) -> None:
+def _write_json(path: str | None, env: dict[str, Any], results: Sequence[Any], skipped: list[Any]) -> None:
     if path:
         payload = {"environment": env, "results": [asdict(r) for r in results], "skipped": skipped}
         Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
@@ -452,11 +459,13 @@ def _write_json(path: str | None, env: dict[str, Any], results: Sequence[Result]
 
 def run_cases(cases: Sequence[tuple[Any, ...]], bench_one: Callable[[tuple[Any, ...]], Any], *, started: float,
               time_budget: float, save: Callable[[list[Any], list[Any]], None]) -> tuple[list[Any], list[Any]]:
-    """Run ``bench_one(case)`` for each case in order; cases past ``time_budget`` seconds since ``started`` and
-    cases that run out of GPU memory are skipped and listed. ``save(results, skipped)`` after every case."""
+    """Run ``bench_one(case)`` for each ``(duration, steps, batch, ...)`` case, cheapest first (batch, then duration
+    x steps) so that a time budget cuts the most expensive corner; cases past ``time_budget`` seconds since
+    ``started`` and cases that run out of GPU memory are skipped and listed. ``save(results, skipped)`` after
+    every case."""
     results: list[Any] = []
     skipped: list[Any] = []
-    for case in cases:
+    for case in sorted(cases, key=lambda c: (c[2], c[0] * c[1])):
         if time.perf_counter() - started > time_budget:
             skipped.append(case)
             LOG.warning("time budget spent: skipping %s", case)
@@ -494,11 +503,8 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
         started=started, time_budget=args.time_budget, save=lambda r, k: _write_json(args.json, env, r, k))
     extras = "".join(text for on, text in ((args.fp8, ", fp8 transformer"), (args.low_vram, ", low-vram staging"))
                      if on)
-    print(f"GPU: {env['gpu']}, torch {env['torch']}, {args.dtype}, weights: {env['weights']}{extras}, "
-          f"peak {_fmt(env['peak_tflops'])} TFLOP/s")
-    print(markdown_table(results))
-    if skipped:
-        print(f"skipped (time budget / oom): {skipped}")
+    print_report(f"GPU: {env['gpu']}, torch {env['torch']}, {args.dtype}, weights: {env['weights']}{extras}, "
+                 f"peak {_fmt(env['peak_tflops'])} TFLOP/s", results, skipped)
     return results
 
 

@@ -33,7 +33,6 @@ import contextlib
 import functools
 import importlib
 import importlib.util
-import json
 import logging
 import math
 import sys
@@ -58,11 +57,12 @@ from bench.bench_generate import (  # noqa: E402
     Clock,
     _fill_random,
     _floats,
-    _fmt,
     _ints,
     _peak_gib,
     _reset_peak,
     _sync,
+    _write_json,
+    print_report,
     run_cases,
     tiny_spec,
 )
@@ -348,12 +348,6 @@ def bench_case(pipe: Any, clock_ref: list[Clock], calls: collections.Counter[str
 
 
 # ---------------------------------------------------------------------------------------------- main
-def markdown_table(results: Sequence[Result]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(getattr(r, c)) for c in COLUMNS) + " |" for r in results]
-    return "\n".join(lines)
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python bench/bench_original.py", description=__doc__.splitlines()[0])
     p.add_argument("--ace-step-root", required=True, help="folder holding the original's acestep/ package")
@@ -386,12 +380,6 @@ def environment(device: torch.device, dtype: str, tiny: bool, root: str) -> dict
             "prompt_tokens": PROMPT_TOKENS, "lyric_tokens": LYRIC_TOKENS}
 
 
-def _write_json(path: str | None, env: dict[str, Any], results: Sequence[Result], skipped: list[Any]) -> None:
-    if path:
-        payload = {"environment": env, "results": [asdict(r) for r in results], "skipped": skipped}
-        Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> list[Result]:
     args = parse_args(argv)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
@@ -405,14 +393,11 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     run_once(pipe, clock_ref, min(args.durations), 3, 1, args.guidance[0])  # warm-up, untimed
     cases = [(d, s, b, g) for b in args.batch for d in args.durations for s in args.steps for g in args.guidance]
     results, skipped = run_cases(
-        sorted(cases, key=lambda c: (c[2], c[0] * c[1])),  # cheap first, as bench_generate
-        lambda case: bench_case(pipe, clock_ref, calls, *case, repeats=args.repeats),
+        cases, lambda case: bench_case(pipe, clock_ref, calls, *case, repeats=args.repeats),
         started=started, time_budget=args.time_budget, save=lambda r, k: _write_json(args.json, env, r, k))
-    print(f"ORIGINAL ACE-Step ({env['ace_step_root']}), GPU: {env['gpu']}, torch {env['torch']}, "
-          f"diffusers {env['diffusers']}, transformers {env['transformers']}, {args.dtype}, weights: {env['weights']}")
-    print(markdown_table(results))
-    if skipped:
-        print(f"skipped (time budget / oom): {skipped}")
+    print_report(f"ORIGINAL ACE-Step ({env['ace_step_root']}), GPU: {env['gpu']}, torch {env['torch']}, "
+                 f"diffusers {env['diffusers']}, transformers {env['transformers']}, {args.dtype}, "
+                 f"weights: {env['weights']}", results, skipped, COLUMNS)
     return results
 
 
