@@ -55,12 +55,8 @@ class AceStepV1AudioToLatent:
 
     def encode(self, model: Any, audio: Any) -> tuple[dict[str, Any]]:
         waveform, sample_rate = read_audio(audio)
-        handles = [model.codec]
-        adapter.load_models(handles)
-        try:
+        with adapter.models_loaded([model.codec]):
             latents = model.codec.module.encode(waveform.to(model.codec.device, torch.float32), sample_rate)
-        finally:
-            adapter.release_models(handles)
         return ({"samples": latents.to(adapter.intermediate_device(), torch.float32), "type": LATENT_TYPE},)
 
 
@@ -92,13 +88,9 @@ class AceStepV1LatentToAudio:
             raise ValueError(f"sample_rate must be one of {SAMPLE_RATES} and overlapped_decode one of "
                              f"{OVERLAP_CHOICES}, got {sample_rate!r}, {overlapped_decode!r}")
         overlapped = {"off": False, "auto": None, "on": True}[overlapped_decode]
-        handles = [model.codec]
-        adapter.load_models(handles, memory_required=decode_memory_required(model.codec.module, samples, overlapped))
-        try:
+        with adapter.models_loaded([model.codec], decode_memory_required(model.codec.module, samples, overlapped)):
             waveform = model.codec.module.decode(samples.to(model.codec.device), sample_rate=int(sample_rate),
                                                  overlapped=overlapped)
-        finally:
-            adapter.release_models(handles)
         audio = {"waveform": waveform.to(adapter.intermediate_device(), torch.float32),
                  "sample_rate": int(sample_rate)}
         if PARAMS_KEY in latent:

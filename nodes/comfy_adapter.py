@@ -22,10 +22,12 @@ shared module on load, restored bit-exactly when another holder loads), progress
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -233,6 +235,16 @@ def release_models(handles: list[ModelHandle]) -> None:
         if handle.patcher.load_device != handle.patcher.offload_device:
             handle.patcher.model.to(handle.patcher.offload_device)
 
+
+
+@contextlib.contextmanager
+def models_loaded(handles: list[ModelHandle], memory_required: int = 0) -> Iterator[None]:
+    """:func:`load_models` on entry, :func:`release_models` on exit (also when the work raises)."""
+    load_models(handles, memory_required=memory_required)
+    try:
+        yield
+    finally:
+        release_models(handles)
 
 # -------------------------------------------------------------------------------------- progress, interrupt
 class ProgressBar:

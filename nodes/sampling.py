@@ -157,22 +157,22 @@ def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[
     params.validate()
     encode_prompt, encode_lyrics = _encoders(*conditionings)
     handles = [model.transformer, model.text_encoder]
-    adapter.load_models(handles, memory_required=sampling_memory_required(model, params, src, ref))
-    device = model.transformer.device
-    bar = adapter.ProgressBar(params.infer_step, node_id)
-    try:
-        result = generate(SimpleNamespace(transformer=model.transformer.module, text_encoder=model.text_encoder.module),
-                          params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
-                          src_latents=None if src is None else src.to(device),
-                          ref_latents=None if ref is None else ref.to(device), device=device, dtype=model.dtype,
-                          callback=lambda info: bar.update(info.step, info.total),
-                          should_stop=adapter.interrupt_requested, acceleration=accel)
-    except GenerationInterrupted as e:
-        adapter.raise_interrupted(e)
-        raise
-    finally:
-        release_cuda_graphs(model.transformer.module)
-        adapter.release_models(handles)
+    with adapter.models_loaded(handles, sampling_memory_required(model, params, src, ref)):
+        device = model.transformer.device
+        bar = adapter.ProgressBar(params.infer_step, node_id)
+        try:
+            result = generate(SimpleNamespace(transformer=model.transformer.module,
+                                              text_encoder=model.text_encoder.module),
+                              params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
+                              src_latents=None if src is None else src.to(device),
+                              ref_latents=None if ref is None else ref.to(device), device=device, dtype=model.dtype,
+                              callback=lambda info: bar.update(info.step, info.total),
+                              should_stop=adapter.interrupt_requested, acceleration=accel)
+        except GenerationInterrupted as e:
+            adapter.raise_interrupted(e)
+            raise
+        finally:  # the graphs' memory pool goes before the models are handed back
+            release_cuda_graphs(model.transformer.module)
     samples = result.latents.to(adapter.intermediate_device(), torch.float32)
     return {"samples": samples, "type": LATENT_TYPE, PARAMS_KEY: result.params}
 
