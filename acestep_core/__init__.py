@@ -10,13 +10,13 @@ Public API:
 * sampling: :class:`GenerationParams` (the original app's argument names) and :func:`generate`
   (every task: text2music, retake, repaint, extend, edit, audio2audio);
 * LoRA: :func:`read_lora`, :class:`LoraSpec`, :func:`merge_loras` (official PEFT, ComfyUI and kohya layouts);
-* text front-ends: :mod:`acestep_core.prompt_tokenizer`, :mod:`acestep_core.lyrics`;
+* text front-ends: :mod:`acestep_core.text.prompt_tokenizer`, :mod:`acestep_core.lyrics`;
 * errors: :class:`AceStepInputError`, :class:`CheckpointError`, :class:`CheckpointMismatchError`.
 """
 
 from __future__ import annotations
 
-from .audio_codec import AudioCodec
+from .audio.codec import AudioCodec
 from .config import (
     MODEL_SPECS,
     CodecConfig,
@@ -29,12 +29,12 @@ from .config import (
 )
 from .dcae import MusicDCAE
 from .errors import AceStepInputError, CheckpointError, CheckpointMismatchError
-from .loader import LoadedCheckpoint, TokenizerSource, load_checkpoint
-from .lora import LoraSpec, merge_loras, read_lora
-from .pipeline import GenerationInterrupted, GenerationParams, GenerationResult, StepInfo, generate
-from .text_encoder import UMT5Encoder
+from .loading.loader import LoadedCheckpoint, TokenizerSource, load_checkpoint
+from .lora.merge import LoraSpec, merge_loras, read_lora
+from .sampling.pipeline import GenerationInterrupted, GenerationParams, GenerationResult, StepInfo, generate
+from .text.encoder import UMT5Encoder
 from .transformer import AceStepTransformer
-from .vocoder import Vocoder
+from .vocoder.model import Vocoder
 
 __all__ = [
     "MODEL_SPECS",

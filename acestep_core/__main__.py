@@ -1,10 +1,10 @@
-"""``python -m acestep_core generate ...``: dispatch to :func:`acestep_core.cli.main`."""
+"""``python -m acestep_core generate ...``: dispatch to :func:`acestep_core.cli.commands.main`."""
 
 from __future__ import annotations
 
 import sys
 
-from .cli import main
+from .cli.commands import main
 
 if __name__ == "__main__":
     sys.exit(main())

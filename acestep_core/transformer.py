@@ -200,7 +200,7 @@ class AceStepTransformer(nn.Module):
                 ``ERG_DIFFUSION_BLOCKS`` (``ERG_TEMPERATURE`` reproduces upstream's ERG-diffusion hooks); a number,
                 or a [B] tensor with one factor per item (batched cond / uncond guidance passes).
             block_forward: runs one block instead of ``block(...)``, called as ``block_forward(block, ...)``
-                (``torch.compile`` of ``LinearTransformerBlock.forward``, see :mod:`acestep_core.accel`).
+                (``torch.compile`` of ``LinearTransformerBlock.forward``, see :mod:`acestep_core.runtime.accel`).
 
         Returns:
             [B, 8, 16, output_length or T] velocity, in the activation dtype.

@@ -21,11 +21,11 @@ Peak VRAM is ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats
 
 ``--low-vram`` runs each case the way ``python -m acestep_core generate --low-vram`` does: the models are built
 on the device, moved to CPU memory once, and every run moves the text encoder + transformer to the GPU for
-``generate`` (:func:`acestep_core.offload.stage` "generate"; CUDA graphs released before the transformer leaves)
+``generate`` (:func:`acestep_core.runtime.offload.stage` "generate"; CUDA graphs released before the transformer leaves)
 and the codec for an overlapped decode (stage "decode"). The peaks are then those of the two stages, weights
 moved in included; ``move_s`` is the time of the weight transfers (and cache emptying), outside the
 cond/sample/decode times, but inside ``total_s``. ``--fp8`` quantises the transformer once after building
-(:func:`acestep_core.quant.quantize_fp8_`). Both show in the ``accel`` column (e.g. ``default+fp8+lowvram``).
+(:func:`acestep_core.runtime.quant.quantize_fp8_`). Both show in the ``accel`` column (e.g. ``default+fp8+lowvram``).
 
 FLOPs (matmul-class only, multiply-add = 2 FLOPs; element-wise ops, norms, RoPE, softmax ignored) of one
 transformer ``decode`` pass over B items, T latent frames, S condition tokens, width D = heads * head_dim,
@@ -62,10 +62,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from acestep_core.accel import Acceleration, release_cuda_graphs
 from acestep_core.config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerConfig, UMT5Config, VocoderConfig
-from acestep_core.offload import stage
-from acestep_core.pipeline import GenerationParams, generate
+from acestep_core.runtime.accel import Acceleration, release_cuda_graphs
+from acestep_core.runtime.offload import stage
+from acestep_core.sampling.pipeline import GenerationParams, generate
 from acestep_core.sampling.schedule import guidance_window, seconds_to_frames
 
 LOG = logging.getLogger("bench")
@@ -79,7 +79,7 @@ GUIDANCE = {
     "off": dict(scheduler_type="euler", guidance_scale=1.0, use_erg_tag=False, use_erg_lyric=False,
                 use_erg_diffusion=False),
 }
-ACCEL = {  # --accel presets -> acestep_core.accel.Acceleration
+ACCEL = {  # --accel presets -> acestep_core.runtime.accel.Acceleration
     "separate": Acceleration(batch_guidance=False),
     "default": Acceleration(),
     "graphs": Acceleration(cuda_graphs=True),
@@ -162,11 +162,11 @@ def _fake_tokenizers(spec: ModelSpec, device: torch.device, gen: torch.Generator
 
 def random_models(spec: ModelSpec, device: torch.device, dtype: torch.dtype, seed: int = 0) -> Models:
     """Full-size (or tiny) components with random weights, built directly on ``device`` in ``dtype``."""
-    from acestep_core.audio_codec import AudioCodec
+    from acestep_core.audio.codec import AudioCodec
     from acestep_core.dcae import MusicDCAE
-    from acestep_core.text_encoder import UMT5Encoder
+    from acestep_core.text.encoder import UMT5Encoder
     from acestep_core.transformer import AceStepTransformer
-    from acestep_core.vocoder import Vocoder
+    from acestep_core.vocoder.model import Vocoder
 
     gen = torch.Generator(device=device).manual_seed(seed)
     transformer = _random_module(lambda: AceStepTransformer(spec.transformer, dtype=dtype), device, gen)
@@ -178,7 +178,7 @@ def random_models(spec: ModelSpec, device: torch.device, dtype: torch.dtype, see
 
 def checkpoint_models(path: str, device: torch.device, dtype: torch.dtype) -> Models:
     """Real weights; still fake token ids (tokenisation is not what is timed)."""
-    from acestep_core.loader import load_checkpoint
+    from acestep_core.loading.loader import load_checkpoint
 
     loaded = load_checkpoint(path, device=device, dtype=dtype)
     gen = torch.Generator(device=device).manual_seed(0)
@@ -189,7 +189,7 @@ def prepare_models(models: Models, *, fp8: bool = False, low_vram: bool = False)
     """``--fp8``: quantise the transformer (on its device, once); ``--low-vram``: move every model to the CPU
     once (the runs' stages move them in and out)."""
     if fp8:
-        from acestep_core.quant import quantize_fp8_
+        from acestep_core.runtime.quant import quantize_fp8_
 
         quantize_fp8_(models.transformer)
     if low_vram:
@@ -306,7 +306,7 @@ def run_once(models: Models, params: GenerationParams, device: torch.device,
              low_vram: bool = False) -> RunTimes:
     """One timed generation + decode; checks that the latents and audio are finite.
 
-    Generation and decode each run in an :func:`acestep_core.offload.stage` (peak reset on entry, read before
+    Generation and decode each run in an :func:`acestep_core.runtime.offload.stage` (peak reset on entry, read before
     exit). With ``low_vram`` the stages move their models (CPU-resident) to ``device`` and back: the peaks then
     include the moved-in weights, and the decode is overlapped (as the CLI's ``--low-vram``).
     """

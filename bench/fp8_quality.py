@@ -1,4 +1,4 @@
-"""Quality cost of fp8 transformer weights (``acestep_core.quant.quantize_fp8_``) against the same weights in
+"""Quality cost of fp8 transformer weights (``acestep_core.runtime.quant.quantize_fp8_``) against the same weights in
 bf16, on fixed inputs.
 
 Usage::
@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 from acestep_core.config import MODEL_SPECS
-from acestep_core.pipeline import GenerationParams, generate
-from acestep_core.quant import quantize_fp8_
+from acestep_core.runtime.quant import quantize_fp8_
+from acestep_core.sampling.pipeline import GenerationParams, generate
 from acestep_core.sampling.schedule import seconds_to_frames
 from bench.bench_generate import DTYPES, GUIDANCE, Models, checkpoint_models, random_models, tiny_spec
 

@@ -62,9 +62,9 @@ def _peak_gib(fn: Callable[[], Any]) -> float:
 
 
 def build_codec(device: torch.device, dtype: torch.dtype) -> Any:
-    from acestep_core.audio_codec import AudioCodec
+    from acestep_core.audio.codec import AudioCodec
     from acestep_core.dcae import MusicDCAE
-    from acestep_core.vocoder import Vocoder
+    from acestep_core.vocoder.model import Vocoder
 
     spec = MODEL_SPECS["ace-step-v1-3.5b"]
     gen = torch.Generator(device=device).manual_seed(0)
@@ -80,7 +80,7 @@ def build_codec(device: torch.device, dtype: torch.dtype) -> Any:
 
 @torch.no_grad()
 def profile_duration(codec: Any, duration_s: float, iters: int) -> dict[str, Any]:
-    from acestep_core.mel import sinc_resample
+    from acestep_core.audio.mel import sinc_resample
 
     device, dtype = next(codec.parameters()).device, next(codec.parameters()).dtype
     frames = codec.latent_frames_for_duration(duration_s)

@@ -8,7 +8,7 @@ Usage (CUDA machine, repo root)::
 For every (frames, batch) it times one ``decode`` pass (median of ``--iters`` after warm-up, CUDA events):
 ``eager`` (plain calls: host launch overhead included), ``graph`` (the same pass captured once in a CUDA graph
 and replayed: GPU time only), ``compile`` (``torch.compile`` of the DiT block), ``compile+graph`` (both), all
-through :class:`acestep_core.accel.Denoiser`. It prints the
+through :class:`acestep_core.runtime.accel.Denoiser`. It prints the
 top ``--kernels`` CUDA kernels of one eager pass (torch.profiler) and the analytic matmul FLOPs, so the gap to
 the tensor-core roofline is visible. Condition length is 431 tokens (speaker + 30 prompt + 400 lyric tokens),
 as in ``bench_generate``.
@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from acestep_core.accel import Acceleration, Denoiser
 from acestep_core.config import MODEL_SPECS
+from acestep_core.runtime.accel import Acceleration, Denoiser
 
 from .bench_generate import _random_module, decode_pass_flops, gpu_peak_tflops
 

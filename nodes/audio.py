@@ -100,7 +100,7 @@ class AceStepV1LatentToAudio:
 
 def decode_memory_required(codec: Any, samples: torch.Tensor, overlapped: bool | None) -> int:
     """Bytes the decode needs beyond the codec weights, for ``load_models_gpu(memory_required=...)``."""
-    from acestep_core.offload import decode_memory_bytes
+    from acestep_core.runtime.offload import decode_memory_bytes
 
     if overlapped is None:
         overlapped = codec.auto_overlapped(samples.shape[-1])
@@ -134,7 +134,7 @@ def _record(audio: dict[str, Any], fmt: str, path: Path) -> dict[str, Any] | Non
     params = audio.get(PARAMS_KEY)
     if not isinstance(params, dict):
         return None
-    from acestep_core.params_io import record_from_params
+    from acestep_core.cli.params_io import record_from_params
 
     return record_from_params(params, audio_format=fmt, actual_seeds=params.get("actual_seeds", []),
                               retake_seeds=params.get("retake_seeds"), timecosts=params.get("timecosts"),
@@ -163,7 +163,7 @@ class AceStepV1SaveAudio:
 
     def save(self, audio: Any, filename_prefix: str, format: str, prompt: Any = None,  # noqa: A002 - widget name
              extra_pnginfo: Any = None) -> dict[str, Any]:
-        from acestep_core.audio_io import write_audio, write_sidecar
+        from acestep_core.audio.files import write_audio, write_sidecar
 
         waveform, sample_rate = read_audio(audio)
         if format not in SAVE_FORMATS:
@@ -199,7 +199,7 @@ class AceStepV1SaveAudio:
 
 def embedded_metadata(path: str | Path) -> dict[str, Any] | None:
     """The JSON embedded by :class:`AceStepV1SaveAudio` (tests / tools)."""
-    from acestep_core.audio_io import read_embedded_params
+    from acestep_core.audio.files import read_embedded_params
 
     data = read_embedded_params(path)
     return json.loads(data) if isinstance(data, str) else data

@@ -115,7 +115,7 @@ class Holder:
     """Standalone stand-in for ModelPatcher: the module, its load / offload devices and its LoRAs.
 
     Like ModelPatcher, holders made by :meth:`clone_with_loras` share the module; each holder's LoRAs
-    (``acestep_core.lora.LoraSpec``) are merged into the shared weights when it is loaded (:func:`load_models`),
+    (``acestep_core.lora.merge.LoraSpec``) are merged into the shared weights when it is loaded (:func:`load_models`),
     after undoing another holder's merge bit-exactly, so every holder computes with its own patches."""
 
     def __init__(self, model: torch.nn.Module, load_device: torch.device, offload_device: torch.device,
@@ -131,7 +131,7 @@ class Holder:
 
     def sync_loras(self) -> None:
         """Make the shared module's merged LoRAs this holder's (restore the previous merge first)."""
-        from acestep_core.lora import merge_loras
+        from acestep_core.lora.merge import merge_loras
 
         applied, merge = getattr(self.model, LORA_STATE_ATTR, ((), None))
         if len(applied) == len(self.loras) and all(a is b for a, b in zip(applied, self.loras, strict=True)):
@@ -172,14 +172,14 @@ def wrap_module(module: torch.nn.Module, *, force_full_load: bool = False) -> Mo
 
 
 def add_loras(handle: ModelHandle, specs: tuple[Any, ...]) -> ModelHandle:
-    """A new handle whose model carries ``specs`` (``acestep_core.lora.LoraSpec``) on top of ``handle``'s patches.
+    """A new handle whose model carries ``specs`` (``acestep_core.lora.merge.LoraSpec``) on top of ``handle``'s patches.
 
     The input is never changed (ComfyUI caches node outputs). ComfyUI: ``ModelPatcher.clone()`` +
     ``add_patches`` with LoRA weight adapters keyed by the patcher's state-dict keys, so ComfyUI applies,
     streams (lowvram), unloads and re-applies them. Standalone: a cloned :class:`Holder` merged on load.
-    Every LoRA is checked against the model first (:func:`acestep_core.lora.lora_patches` raises clear errors).
+    Every LoRA is checked against the model first (:func:`acestep_core.lora.merge.lora_patches` raises clear errors).
     """
-    from acestep_core.lora import lora_patches
+    from acestep_core.lora.merge import lora_patches
 
     patches = [lora_patches(handle.module, spec) for spec in specs]  # validates (raises LoraError)
     if not comfy_available():
@@ -195,7 +195,7 @@ def add_loras(handle: ModelHandle, specs: tuple[Any, ...]) -> ModelHandle:
 
 
 def _comfy_lora_patch(patch: Any) -> Any:
-    """One ``acestep_core.lora.LoraPatch`` as a ComfyUI LoRA patch: delta = (alpha / rank) * up @ down with
+    """One ``acestep_core.lora.merge.LoraPatch`` as a ComfyUI LoRA patch: delta = (alpha / rank) * up @ down with
     alpha = scale * rank, i.e. exactly ``scale * up @ down`` (strength is already in ``scale``)."""
     alpha = patch.scale * patch.down.shape[0]
     try:
@@ -209,7 +209,7 @@ def load_models(handles: list[ModelHandle], memory_required: int = 0) -> None:
     """Put the models on their compute device before use (ComfyUI may evict or partially load others).
 
     ``memory_required``: bytes of activations the coming work needs beyond the weights
-    (``acestep_core.offload.decode_memory_bytes`` / ``sampling_memory_bytes``); ComfyUI frees or offloads
+    (``acestep_core.runtime.offload.decode_memory_bytes`` / ``sampling_memory_bytes``); ComfyUI frees or offloads
     other models (e.g. the transformer before a decode) to keep that much free, as for its own VAE decode.
     """
     if comfy_available():

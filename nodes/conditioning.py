@@ -3,7 +3,7 @@
 
 The conditioning is a dict: ``prompt``/``lyrics`` (the texts), ``prompt_tokens`` (UMT5 ids, mask ``[1, L]``),
 ``lyric_tokens`` (ids, mask lists, or None for no lyrics) and ``report`` (the inspection text). The sampler
-feeds the tokens to :func:`acestep_core.pipeline.generate`, which runs the text encoder itself.
+feeds the tokens to :func:`acestep_core.sampling.pipeline.generate`, which runs the text encoder itself.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ class AceStepV1EmptyLatent:
         }}
 
     def build(self, seconds: float, batch_size: int) -> tuple[dict[str, Any]]:
-        from acestep_core.audio_codec import latent_frames_for_duration
+        from acestep_core.audio.codec import latent_frames_for_duration
 
         if not 0 < seconds <= MAX_SECONDS:
             raise ValueError(f"seconds: {seconds} is outside (0, {MAX_SECONDS}]; extend longer songs afterwards")
@@ -176,7 +176,7 @@ class AceStepV1ExtendLatent:
 
     def extend(self, latent: dict[str, Any], left_s: float, right_s: float,
                variance: float = 1.0) -> tuple[dict[str, Any]]:
-        from acestep_core.session import extend_window_for_frames
+        from acestep_core.sampling.windows import extend_window_for_frames
 
         samples = _require_source(latent, "extend")
         try:

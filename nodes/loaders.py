@@ -46,7 +46,7 @@ class AceStepModel:
 
     def prompt_tokenizer(self) -> Any:
         if "prompt" not in self._cache:
-            from acestep_core.prompt_tokenizer import PromptTokenizer
+            from acestep_core.text.prompt_tokenizer import PromptTokenizer
 
             if self.tokenizer is None:
                 raise ValueError(f"{self.source}: the checkpoint carries no UMT5 tokenizer (umt5-base/tokenizer.json "
@@ -71,7 +71,7 @@ def _is_ace_step_file(path: Path) -> bool:
         stat = path.stat()
         key = (str(path), stat.st_mtime, stat.st_size)
         if key not in _header_cache:
-            from acestep_core.checkpoint import read_safetensors_keys
+            from acestep_core.loading.checkpoint import read_safetensors_keys
 
             _header_cache[key] = SINGLE_FILE_SENTINEL in set(read_safetensors_keys(path))
         return _header_cache[key]
@@ -80,7 +80,7 @@ def _is_ace_step_file(path: Path) -> bool:
 
 
 def _is_checkpoint_folder(path: Path) -> bool:
-    from acestep_core.loader import resolve_folder
+    from acestep_core.loading.loader import resolve_folder
 
     try:
         resolve_folder(path)
@@ -91,7 +91,7 @@ def _is_checkpoint_folder(path: Path) -> bool:
 
 def list_checkpoints() -> list[str]:
     """The loader's choices: ACE-Step single files, ``ace_step/<folder>`` folders, then the download choice."""
-    from acestep_core.loader import HF_REPO_CACHE_DIR
+    from acestep_core.loading.loader import HF_REPO_CACHE_DIR
 
     files = [name for name in adapter.folder_files(adapter.CHECKPOINTS_FOLDER)
              if _is_ace_step_file(adapter.folder_file_path(adapter.CHECKPOINTS_FOLDER, name))]
@@ -123,7 +123,7 @@ def _ui_progress_tqdm() -> type:
 def resolve_checkpoint(name: str) -> Path:
     """A choice -> the path to load (downloads for the download choice); clear error when it is missing."""
     if name == DOWNLOAD_CHOICE:
-        from acestep_core.cli_run import download_checkpoint
+        from acestep_core.cli.run import download_checkpoint
 
         target = adapter.model_folders(adapter.ACE_STEP_FOLDER)[0]
         logger.info("ACE-Step: fetching ACE-Step/ACE-Step-v1-3.5B into %s (resumable)", target)
@@ -147,7 +147,7 @@ def resolve_checkpoint(name: str) -> Path:
 
 def load_model(path: Path, dtype_choice: str, lyric_vocab: str = "") -> AceStepModel:
     """Load all components on the offload device with the host's ops and wrap each for memory management."""
-    from acestep_core.loader import load_checkpoint
+    from acestep_core.loading.loader import load_checkpoint
 
     dtype = adapter.resolve_dtype(dtype_choice)
     loaded = load_checkpoint(path, device=adapter.offload_device(), dtype=dtype, ops=adapter.model_ops())

@@ -7,7 +7,7 @@ Choices listed (stable names, workflows store them):
 * ``ace_step/<folder>``: official-layout LoRA folders (``pytorch_lora_weights.safetensors`` +
   ``adapter_config.json``) in the ``ace_step`` model folders.
 
-Strength 1.0 = the LoRA as trained (alpha / r, alpha / sqrt(r) with rsLoRA; see :mod:`acestep_core.lora`). The
+Strength 1.0 = the LoRA as trained (alpha / r, alpha / sqrt(r) with rsLoRA; see :mod:`acestep_core.lora.merge`). The
 original ACE-Step app applies LoRAs at ``lora_weight * r / alpha`` of that (RapMachine: its UI weight 1.0 =
 strength 0.5 here).
 """
@@ -61,8 +61,8 @@ def resolve_lora(name: str) -> Path:
 
 
 def read_lora_cached(path: Path) -> Any:
-    """``acestep_core.lora.read_lora`` with a small cache keyed by path, mtime and size."""
-    from acestep_core.lora import read_lora
+    """``acestep_core.lora.merge.read_lora`` with a small cache keyed by path, mtime and size."""
+    from acestep_core.lora.merge import read_lora
 
     weights = path / PEFT_WEIGHTS_FILE if path.is_dir() else path
     stat = weights.stat()
@@ -105,7 +105,7 @@ class AceStepV1LoraLoader:
         }
 
     def apply(self, model: Any, lora_name: str, strength: float) -> tuple[Any]:
-        from acestep_core.lora import LoraSpec
+        from acestep_core.lora.merge import LoraSpec
 
         low, high = STRENGTH_RANGE
         if not low <= strength <= high:

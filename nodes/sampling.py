@@ -1,5 +1,5 @@
 """Sampler and flow-edit nodes: widgets + guidance options + conditioning + latent -> ``GenerationParams`` ->
-:func:`acestep_core.pipeline.generate` -> LATENT.
+:func:`acestep_core.sampling.pipeline.generate` -> LATENT.
 
 Task mapping of the sampler (from the latent it is given):
 
@@ -34,7 +34,7 @@ from .types import CATEGORY, CONDITIONING, GUIDANCE, LATENT, LATENT_TYPE, MAX_SE
 SCHEDULERS = ["euler", "heun", "pingpong"]
 CFG_TYPES = ["apg", "cfg", "cfg_star"]
 SEED_MAX = 2**32 - 1
-# the optional ``acceleration`` input: label -> acestep_core.accel.Acceleration arguments
+# the optional ``acceleration`` input: label -> acestep_core.runtime.accel.Acceleration arguments
 ACCELERATION_CHOICES: dict[str, dict[str, bool]] = {
     "batched (default)": {},
     "batched + CUDA graphs": {"cuda_graphs": True},
@@ -74,7 +74,7 @@ def _check_conditioning(conditioning: Any, name: str) -> dict[str, Any]:
 
 
 def _encoders(*conditionings: dict[str, Any]) -> tuple[Any, Any]:
-    from acestep_core.session import token_lookup
+    from acestep_core.sampling.windows import token_lookup
 
     prompts = {c["prompt"]: c["prompt_tokens"] for c in conditionings}
     lyrics = {c["lyrics"]: c["lyric_tokens"] for c in conditionings if c["lyric_tokens"] is not None}
@@ -90,7 +90,7 @@ def _guidance_fields(guidance: dict[str, Any] | None) -> dict[str, Any]:
 def _task_fields(latent: dict[str, Any], samples: torch.Tensor, retake_variance: float,
                  audio2audio_strength: float) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
     """``GenerationParams`` task fields + (src_latents, ref_latents) for the mapping in the module docstring."""
-    from acestep_core.session import extend_window_for_frames, frames_to_duration
+    from acestep_core.sampling.windows import extend_window_for_frames, frames_to_duration
 
     marker = latent.get(TASK_KEY)
     frames = samples.shape[-1]
@@ -117,7 +117,7 @@ def _task_fields(latent: dict[str, Any], samples: torch.Tensor, retake_variance:
 def sampling_memory_required(model: Any, params: Any, src: torch.Tensor | None, ref: torch.Tensor | None) -> int:
     """Bytes sampling needs beyond the weights, for ``load_models_gpu(memory_required=...)``: the longest of the
     requested duration and the source / reference latents (extend: the 240 s window, an upper bound)."""
-    from acestep_core.offload import sampling_memory_bytes
+    from acestep_core.runtime.offload import sampling_memory_bytes
     from acestep_core.sampling.schedule import seconds_to_frames
 
     frames = max([seconds_to_frames(params.audio_duration)] + [t.shape[-1] for t in (src, ref) if t is not None])
@@ -128,8 +128,8 @@ def sampling_memory_required(model: Any, params: Any, src: torch.Tensor | None, 
 
 
 def acceleration_from_choice(choice: str | None) -> Any:
-    """The ``acceleration`` input's label -> :class:`acestep_core.accel.Acceleration` (``None``/"" = default)."""
-    from acestep_core.accel import Acceleration
+    """The ``acceleration`` input's label -> :class:`acestep_core.runtime.accel.Acceleration` (``None``/"" = default)."""
+    from acestep_core.runtime.accel import Acceleration
 
     choice = choice or DEFAULT_ACCELERATION
     if choice not in ACCELERATION_CHOICES:
@@ -149,8 +149,8 @@ def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[
 
     CUDA graphs captured for the run are released before the models are handed back to ComfyUI, so their
     memory pool does not stay allocated while other nodes (e.g. the decode) run."""
-    from acestep_core.accel import release_cuda_graphs
-    from acestep_core.pipeline import GenerationInterrupted, GenerationParams, generate
+    from acestep_core.runtime.accel import release_cuda_graphs
+    from acestep_core.sampling.pipeline import GenerationInterrupted, GenerationParams, generate
 
     accel = acceleration_from_choice(acceleration)
     params = GenerationParams(**fields)
@@ -279,7 +279,7 @@ class AceStepV1FlowEdit:
              steps: int, guidance_scale: float, scheduler: str, edit_n_min: float, edit_n_max: float,
              edit_n_avg: int, seeds: str = "", acceleration: str = DEFAULT_ACCELERATION,
              unique_id: str | None = None) -> tuple[dict[str, Any]]:
-        from acestep_core.session import frames_to_duration
+        from acestep_core.sampling.windows import frames_to_duration
 
         source = _check_conditioning(source_conditioning, "source_conditioning")
         target = _check_conditioning(target_conditioning, "target_conditioning")

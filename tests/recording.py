@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from acestep_core import accel, pipeline
+from acestep_core.runtime import accel
+from acestep_core.sampling import pipeline
 
 
 def record_generate_and_release(monkeypatch: pytest.MonkeyPatch) -> list[Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from acestep_core import quant
+from acestep_core.runtime import quant
 from bench import bench_generate
 
 

@@ -5,7 +5,7 @@ Ported from ace-step/ACE-Step@d612523 acestep/music_dcae/music_dcae_pipeline.py 
 ``models/autoencoders/autoencoder_dc.py``) configured by ``music_dcae_f8c8/config.json``.
 
 ``encode``/``decode`` are the raw encoder/decoder: the ACE-Step latent shift/scale and the mel
-normalisation live in :mod:`acestep_core.audio_codec`; the DCAE's own ``scaling_factor`` is unused.
+normalisation live in :mod:`acestep_core.audio.codec`; the DCAE's own ``scaling_factor`` is unused.
 
 Deliberate divergences from diffusers:
 * No tiling/slicing, no ``DecoderOutput``/``EncoderOutput`` wrappers, no distribution.

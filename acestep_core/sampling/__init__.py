@@ -1,6 +1,6 @@
 """Sampling engine of ACE-Step v1: schedules, update rules, guidance, seeds/noise, conditions and tasks.
 
-Small pure pieces (k-diffusion style) composed by :func:`acestep_core.pipeline.generate`:
+Small pure pieces (k-diffusion style) composed by :func:`acestep_core.sampling.pipeline.generate`:
 
 * :mod:`.schedule` - sigma / timestep schedules (double / triple shift, ``oss_steps``, audio2audio);
 * :mod:`.schedulers` - Euler + omega, Heun, PingPong with one ``step(x, v, index)`` signature;

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..text_encoder import ERG_TAG_QUERY_SCALE
+from ..text.encoder import ERG_TAG_QUERY_SCALE
 from ..transformer import ERG_TEMPERATURE
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from ..accel import Denoiser
+from ..runtime.accel import Denoiser
 from ..transformer import ERG_TEMPERATURE
 from .conditions import ConditionSet
 from .guidance import MomentumBuffer, apg, cfg, cfg_double, cfg_star, guidance_scale_at

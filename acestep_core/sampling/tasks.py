@@ -3,7 +3,7 @@
 Ported from ace-step/ACE-Step@d612523 acestep/pipeline_ace_step.py ``text2music_diffusion_process`` and
 ``add_latents_noise`` (Apache-2.0).
 
-Divergences (all in paths the goldens do not reach; see ``acestep_core.pipeline`` DIVERGENCES):
+Divergences (all in paths the goldens do not reach; see ``acestep_core.sampling.pipeline`` DIVERGENCES):
 
 - extend past 240 s: the frames cut off to fit the 2583-frame window are taken from the source *before*
   truncation and re-attached on the correct side along time (upstream duplicates retained frames, and

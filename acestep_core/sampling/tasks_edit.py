@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..accel import Denoiser
+from ..runtime.accel import Denoiser
 from .conditions import ConditionSet
 from .guidance import MomentumBuffer, apg
 from .loop import Progress

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from ..accel import Acceleration, Denoiser
 from ..errors import AceStepInputError
+from ..runtime.accel import Acceleration, Denoiser
 from .conditions import LyricTokens, PromptStates, build_conditions
 from .guidance import uses_double_condition, uses_guidance
 from .loop import GuidanceConfig, GuidedVelocity, Progress, RepaintPlan, count_steps, run_loop
@@ -96,7 +96,7 @@ def run_text2music(transformer: Any, inputs: Text2MusicInputs, prompt: PromptSta
                    trace: Callable[[int, str, torch.Tensor], None] | None = None,
                    acceleration: Acceleration | None = None) -> torch.Tensor:
     """Sample latents [B, 8, 16, T] for text2music / retake / repaint / extend / audio2audio; ``acceleration``
-    says how the transformer passes run (:mod:`acestep_core.accel`)."""
+    says how the transformer passes run (:mod:`acestep_core.runtime.accel`)."""
     p = inputs.params
     schedule, infer_steps = build_schedule(inputs, dtype)
     shape = (inputs.batch_size, 8, 16, inputs.frames)

@@ -1,7 +1,7 @@
 """Checks of generation parameters and latents, run before any model work (what / why / how to fix).
 
 Upstream ``ACEStepPipeline.__call__`` checks almost nothing; every check here is listed under DIVERGENCES
-in :mod:`acestep_core.pipeline`.
+in :mod:`acestep_core.sampling.pipeline`.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def shorten(prompt: dict[str, Any]) -> dict[str, Any]:
 
 def expected_frames(prompt: dict[str, Any], node_id: str) -> tuple[int, int]:
     """``(latent frames, batch)`` that reach ``node_id``, traced through the graph from its sources."""
-    from acestep_core.audio_codec import latent_frames_for_duration
+    from acestep_core.audio.codec import latent_frames_for_duration
 
     node = prompt[node_id]
     kind, inputs = node["class_type"], node["inputs"]

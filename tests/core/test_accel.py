@@ -1,4 +1,4 @@
-"""Speed options (acestep_core.accel): batched guidance equals separate passes; per-item query scales; the
+"""Speed options (acestep_core.runtime.accel): batched guidance equals separate passes; per-item query scales; the
 mask-free decode equals the all-ones mask; CUDA graphs and torch.compile replay the eager pass (GPU only)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from acestep_core.accel import Acceleration, Denoiser, release_cuda_graphs
-from acestep_core.checkpoint import load_strict
 from acestep_core.config import TransformerConfig
+from acestep_core.loading.checkpoint import load_strict
+from acestep_core.runtime.accel import Acceleration, Denoiser, release_cuda_graphs
 from acestep_core.sampling.conditions import ConditionSet
 from acestep_core.sampling.loop import GuidanceConfig, GuidedVelocity
 from acestep_core.transformer import ERG_TEMPERATURE, AceStepTransformer

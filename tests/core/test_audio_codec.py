@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from acestep_core.audio_codec import AudioCodec, latent_frames_for_duration, latent_frames_for_samples
+from acestep_core.audio.codec import AudioCodec, latent_frames_for_duration, latent_frames_for_samples
+from acestep_core.audio.mel import resampled_length, sinc_resample
 from acestep_core.config import DCAEConfig, VocoderConfig
 from acestep_core.dcae import MusicDCAE
 from acestep_core.errors import AceStepInputError
-from acestep_core.mel import resampled_length, sinc_resample
-from acestep_core.vocoder import Vocoder
+from acestep_core.vocoder.model import Vocoder
 from tests.parity import TINY_CHECKPOINT, assert_golden, load_golden, require_parity
 
 ENCODE_GOLDENS = {"dcae_encode_sr44100": 44100, "dcae_encode_sr48000": 48000}

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from acestep_core.audio_io import (
+from acestep_core.audio.files import (
     AudioFileError,
     format_from_path,
     probe_audio,

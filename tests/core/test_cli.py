@@ -14,8 +14,8 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from acestep_core import cli
-from acestep_core.audio_io import read_embedded_params
+from acestep_core.audio.files import read_embedded_params
+from acestep_core.cli import commands as cli
 from tests.core.test_params_io import default_example, full_writer_example
 from tests.parity import PARITY_DIR, REPO_ROOT, TINY_CHECKPOINT, require_parity
 
@@ -27,9 +27,9 @@ LYRICS = "[verse]\nCity lights are shining bright\n\n[chorus]\nLa la la"
 
 def _require_pipeline() -> None:
     require_parity()
-    for module, names in (("acestep_core.pipeline", ("generate", "GenerationParams")),
+    for module, names in (("acestep_core.sampling.pipeline", ("generate", "GenerationParams")),
                           ("acestep_core.lyrics", ("LyricTokenizer", "resolve_lyric_vocab")),
-                          ("acestep_core.prompt_tokenizer", ("PromptTokenizer",))):
+                          ("acestep_core.text.prompt_tokenizer", ("PromptTokenizer",))):
         try:
             imported = __import__(module, fromlist=list(names))
         except ImportError as e:
@@ -72,7 +72,7 @@ def check_outputs(paths: list[str], *, task: str, frames: int | None = None, bat
 @pytest.fixture(scope="module", autouse=True)
 def _reuse_loaded_checkpoint() -> object:
     """Load the tiny checkpoint once for the whole module (loading dominates a 3-step run on CPU)."""
-    import acestep_core.loader as loader
+    import acestep_core.loading.loader as loader
 
     original, cache = loader.load_checkpoint, {}
 
@@ -306,8 +306,8 @@ def _forbid_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model must not be loaded for bad input")
 
-    monkeypatch.setattr("acestep_core.loader.load_checkpoint", fail)
-    monkeypatch.setattr("acestep_core.cli_run.download_checkpoint", fail)  # cli re-exports it
+    monkeypatch.setattr("acestep_core.loading.loader.load_checkpoint", fail)
+    monkeypatch.setattr("acestep_core.cli.run.download_checkpoint", fail)  # cli re-exports it
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -427,7 +427,7 @@ def test_upstream_example_jsons_are_accepted_unchanged(tmp_path, capsys, monkeyp
 
 
 def test_output_naming(tmp_path) -> None:
-    from acestep_core.audio_io import output_paths
+    from acestep_core.audio.files import output_paths
 
     assert output_paths(tmp_path / "a.flac", batch_size=2) == [tmp_path / "a_0.flac", tmp_path / "a_1.flac"]
     (inside,) = output_paths(tmp_path, default_format="mp3")

@@ -2,7 +2,7 @@
 
 Kept apart from ``test_cli.py``: that module reuses one loaded model across tests, and ``--fp8`` quantises the
 model it runs in place. On the CPU ``--low-vram`` is planned as a no-op; its staged path is exercised by running
-:func:`~acestep_core.cli_run.execute` on a plan with ``low_vram=True`` (every move is then a same-device no-op).
+:func:`~acestep_core.cli.run.execute` on a plan with ``low_vram=True`` (every move is then a same-device no-op).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from acestep_core import cli, cli_run, offload, quant
+from acestep_core.cli import commands as cli
+from acestep_core.cli import run as cli_run
+from acestep_core.runtime import offload, quant
 from tests.core.test_cli import _forbid_model_loading, _require_pipeline, base_args, check_outputs, run
 from tests.core.test_lora import _matrices, write_peft
 from tests.parity import TINY_CHECKPOINT

@@ -1,8 +1,8 @@
 """``--cuda-graphs``, ``--compile`` and ``--no-batch-guidance`` of ``python -m acestep_core generate`` (CPU).
 
-Planning is checked directly; that the plan's :class:`~acestep_core.accel.Acceleration` reaches
-:func:`~acestep_core.pipeline.generate` (and that the CUDA graphs are released before the decode) is checked by
-running :func:`~acestep_core.cli_run.execute` on the tiny checkpoint with ``generate`` wrapped.
+Planning is checked directly; that the plan's :class:`~acestep_core.runtime.accel.Acceleration` reaches
+:func:`~acestep_core.sampling.pipeline.generate` (and that the CUDA graphs are released before the decode) is checked by
+running :func:`~acestep_core.cli.run.execute` on the tiny checkpoint with ``generate`` wrapped.
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from acestep_core import cli, cli_plan, cli_run, offload
-from acestep_core.accel import Acceleration
+from acestep_core.cli import commands as cli
+from acestep_core.cli import plan as cli_plan
+from acestep_core.cli import run as cli_run
+from acestep_core.runtime import offload
+from acestep_core.runtime.accel import Acceleration
 from tests.core.test_cli import _forbid_model_loading, _require_pipeline, base_args, run
 from tests.recording import record_generate_and_release
 

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from acestep_core.checkpoint import read_safetensors_keys
 from acestep_core.config import DCAEConfig, TransformerConfig, UMT5Config, VocoderConfig
+from acestep_core.loading.checkpoint import read_safetensors_keys
 from tests.core import spec_manifest as sm
 from tests.parity import TINY_CHECKPOINT, require_parity
 
@@ -58,10 +58,10 @@ def _meta_module(name: str) -> torch.nn.Module:
 
             return MusicDCAE(DCAEConfig())
         if name == "vocoder":
-            from acestep_core.vocoder import Vocoder
+            from acestep_core.vocoder.model import Vocoder
 
             return Vocoder(VocoderConfig())
-        from acestep_core.text_encoder import UMT5Encoder
+        from acestep_core.text.encoder import UMT5Encoder
 
         return UMT5Encoder(UMT5Config())
 
@@ -69,7 +69,7 @@ def _meta_module(name: str) -> torch.nn.Module:
 @pytest.mark.parametrize("name", list(CASES))
 def test_fullsize_meta_module_matches_manifest(name: str) -> None:
     """Our 3.5B modules, built on meta, accept exactly the released files' keys and shapes."""
-    from acestep_core.loader import checkpoint_shapes
+    from acestep_core.loading.loader import checkpoint_shapes
 
     build, cfg_cls, _, _, _ = CASES[name]
     module = _meta_module(name)

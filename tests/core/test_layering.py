@@ -19,8 +19,12 @@ def test_core_imports_without_comfyui_or_hf_model_libraries() -> None:
         for name in {BLOCKED!r}:
             sys.modules[name] = None  # any import of these raises ImportError
         import acestep_core
-        from acestep_core import transformer, audio_codec, dcae, vocoder, text_encoder, mel, loader
-        from acestep_core import lyrics, prompt_tokenizer
+        from acestep_core import transformer, dcae, vocoder
+        from acestep_core.audio import codec, mel
+        from acestep_core.text import encoder
+        from acestep_core.loading import loader
+        from acestep_core import lyrics
+        from acestep_core.text import prompt_tokenizer
         import torch
         with torch.device("meta"):
             transformer.AceStepTransformer(acestep_core.TransformerConfig.tiny())

@@ -20,7 +20,7 @@ from acestep_core import (
     VocoderConfig,
     load_checkpoint,
 )
-from acestep_core.detect import COMFY_SPIECE_KEY, COMPONENTS
+from acestep_core.loading.components import COMFY_SPIECE_KEY, COMPONENTS
 from tests.parity import PARITY_DIR, TINY_CHECKPOINT, require_parity
 
 TINY_SPEC = ModelSpec(name="tiny", transformer=TransformerConfig.tiny(), dcae=DCAEConfig.tiny(),

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from acestep_core import load_checkpoint
-from acestep_core.lora import LoraError, LoraSpec, merge_loras, parse_lora_arg, read_lora, unit_scale
+from acestep_core.lora.merge import LoraError, LoraSpec, merge_loras, parse_lora_arg, read_lora, unit_scale
 from tests.parity import TINY_CHECKPOINT, require_parity
 
 TARGETS = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "cross_attn.to_q", "cross_attn.to_out.0",
@@ -250,7 +250,7 @@ def test_parse_lora_arg() -> None:
 
 def test_merge_into_fp8_model_is_refused(tmp_path) -> None:
     """fp8 weights cannot take a merged delta: the error says what to do instead, and nothing changes."""
-    from acestep_core import quant
+    from acestep_core.runtime import quant
 
     if not quant.fp8_supported():
         pytest.skip("torch without float8")

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from acestep_core import load_checkpoint
-from acestep_core.lora import LoraSpec, merge_loras, read_lora
-from acestep_core.pipeline import GenerationParams, generate
+from acestep_core.lora.merge import LoraSpec, merge_loras, read_lora
+from acestep_core.sampling.pipeline import GenerationParams, generate
 from tests.core.test_pipeline_parity import ReferenceKernelTextEncoder, _category, _tokenizers
 from tests.parity import PARITY_DIR, TINY_CHECKPOINT, assert_golden, load_golden
 
@@ -47,7 +47,7 @@ def test_trained_scale_of_the_goldens() -> None:
         assert (lora.config_rank, lora.config_alpha, lora.use_rslora) == (
             entry["lora_config"]["r"], entry["lora_config"]["lora_alpha"], entry["lora_config"]["use_rslora"])
         assert len(lora.modules) == entry["n_modules"]
-        from acestep_core.lora import unit_scale
+        from acestep_core.lora.merge import unit_scale
 
         scales = {unit_scale(lora, mod) for mod in lora.modules.values()}
         assert scales == {entry["scaling_if_trained_peft"]}

@@ -1,4 +1,4 @@
-"""Explicit offload (:mod:`acestep_core.offload`): moves there and back, restores on errors, stage peaks only
+"""Explicit offload (:mod:`acestep_core.runtime.offload`): moves there and back, restores on errors, stage peaks only
 on CUDA. No GPU here: modules record their moves (a fake "cuda" placement), so the logic runs on any machine."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from acestep_core import offload
+from acestep_core.runtime import offload
 
 
 class Movable(nn.Module):
@@ -69,7 +69,7 @@ def test_nothing_moves_or_empties_on_the_same_device(fake_placement) -> None:
 
 def test_stage_on_cpu_logs_and_measures_nothing(caplog) -> None:
     peaks: dict[str, int] = {}
-    with caplog.at_level(logging.INFO, logger="acestep_core.offload"), \
+    with caplog.at_level(logging.INFO, logger="acestep_core.runtime.offload"), \
             offload.stage("decode", Movable("codec"), device="cpu", peaks=peaks):
         pass
     offload.log_peaks(peaks)
@@ -77,7 +77,7 @@ def test_stage_on_cpu_logs_and_measures_nothing(caplog) -> None:
 
 
 def test_log_peaks_line(caplog) -> None:
-    with caplog.at_level(logging.INFO, logger="acestep_core.offload"):
+    with caplog.at_level(logging.INFO, logger="acestep_core.runtime.offload"):
         offload.log_peaks({"generate": 6 * 2**30, "decode": 3 * 2**30})
     assert "generate 6.00, decode 3.00; max 6.00" in caplog.text
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from acestep_core.params_io import (
+from acestep_core.cli.params_io import (
     LORA_NONE,
     ORIGINAL_KEYS,
     ParamsFileError,

@@ -1,4 +1,4 @@
-"""End-to-end parity of :func:`acestep_core.pipeline.generate` with the upstream pipeline goldens
+"""End-to-end parity of :func:`acestep_core.sampling.pipeline.generate` with the upstream pipeline goldens
 (``parity/pipeline``): every "ok" case of ``cases.json`` is run on the tiny checkpoint (CPU, float32) with the
 recorded arguments, token ids and source latents; noise draws, scheduler-step tensors, final latents and
 waveforms are compared with the README tolerances. Error cases must raise :class:`AceStepInputError`.
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from acestep_core import AceStepInputError, load_checkpoint
-from acestep_core.pipeline import GenerationParams, GenerationResult, generate
+from acestep_core.sampling.pipeline import GenerationParams, GenerationResult, generate
 from tests.parity import PARITY_DIR, TINY_CHECKPOINT, assert_golden, load_golden
 from tests.reference_kernels import reference_softmax_kernel
 

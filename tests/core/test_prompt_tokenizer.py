@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from acestep_core.errors import AceStepInputError, CheckpointError
-from acestep_core.loader import TokenizerSource
-from acestep_core.prompt_tokenizer import PromptTokenizer, PromptTokens, sentencepiece_to_tokenizer_json
-from acestep_core.sentencepiece_model import SentencePieceModelError, parse_sentencepiece_model
+from acestep_core.loading.loader import TokenizerSource
+from acestep_core.text.prompt_tokenizer import PromptTokenizer, PromptTokens, sentencepiece_to_tokenizer_json
+from acestep_core.text.sentencepiece_model import SentencePieceModelError, parse_sentencepiece_model
 from tests.parity import PARITY_DIR, TINY_CHECKPOINT, load_golden, require_parity
 
 TOKENIZER_JSON = TINY_CHECKPOINT / "umt5-base" / "tokenizer.json"

@@ -1,4 +1,4 @@
-"""fp8 weight storage (:mod:`acestep_core.quant`) on the tiny checkpoint, CPU, float32 activations.
+"""fp8 weight storage (:mod:`acestep_core.runtime.quant`) on the tiny checkpoint, CPU, float32 activations.
 
 Error bound: e4m3 keeps 3 mantissa bits, so rounding a weight (scaled by its row's amax / 448) costs at most
 half a step: ``2**-4 * |w|`` in the normal range, ``2**-10 * scale`` among the subnormals (step ``2**-9``).
@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from acestep_core import load_checkpoint
-from acestep_core.lora import LoraError, LoraSpec, merge_loras, read_lora
-from acestep_core.quant import (
+from acestep_core.lora.merge import LoraError, LoraSpec, merge_loras, read_lora
+from acestep_core.runtime.quant import (
     FP8_MAX,
     Fp8Conv1d,
     Fp8Linear,

@@ -1,4 +1,4 @@
-"""Tests for :mod:`acestep_core.text_encoder` (UMT5 encoder): golden parity, tokenizer ids,
+"""Tests for :mod:`acestep_core.text.encoder` (UMT5 encoder): golden parity, tokenizer ids,
 properties and input validation.
 
 Why the parity tests swap ``torch.softmax``: the goldens were recorded on a CPU where torch's
@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 
 from acestep_core.config import UMT5Config
 from acestep_core.errors import AceStepInputError
-from acestep_core.text_encoder import ERG_TAG_LAYERS, ERG_TAG_QUERY_SCALE, UMT5Encoder, relative_position_bucket
+from acestep_core.text.encoder import ERG_TAG_LAYERS, ERG_TAG_QUERY_SCALE, UMT5Encoder, relative_position_bucket
 from tests.parity import PARITY_DIR, TINY_CHECKPOINT, assert_golden, load_golden, require_parity
 from tests.reference_kernels import HOST_LANES, reference_softmax
 

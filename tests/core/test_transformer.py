@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from acestep_core.checkpoint import checkpoint_shapes, load_strict
 from acestep_core.config import TransformerConfig
 from acestep_core.errors import AceStepInputError
+from acestep_core.loading.checkpoint import checkpoint_shapes, load_strict
 from acestep_core.nn.attention import LinearSelfAttention
 from acestep_core.nn.rope import apply_rope, rope_inverse_frequencies, rope_tables
 from acestep_core.transformer import ERG_TEMPERATURE, AceStepTransformer

@@ -11,8 +11,8 @@ from torch import nn
 
 from acestep_core.config import VocoderConfig
 from acestep_core.errors import AceStepInputError
-from acestep_core.vocoder import Vocoder
-from acestep_core.vocoder_blocks import WeightNormConv1d, WeightNormConvTranspose1d
+from acestep_core.vocoder.blocks import WeightNormConv1d, WeightNormConvTranspose1d
+from acestep_core.vocoder.model import Vocoder
 from tests.parity import TINY_CHECKPOINT, assert_golden, load_golden, require_parity
 
 VOCODER_DIR = TINY_CHECKPOINT / "music_vocoder"

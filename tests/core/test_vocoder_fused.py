@@ -1,4 +1,4 @@
-"""The fused HiFi-GAN head (acestep_core.vocoder_fused, acestep_core.kernels.conv1d_nlc).
+"""The fused HiFi-GAN head (acestep_core.vocoder.fused_head, acestep_core.kernels.conv1d_nlc).
 
 CPU: the channels-last orchestration (residual chains, running sum, mean, SiLU-only outputs, transposed convs)
 with the reference convolution equals the plain module path. GPU: each Triton convolution matches its op
@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from acestep_core.config import VocoderConfig
 from acestep_core.kernels.conv1d_nlc import Epilogue, conv1d_nlc, conv1d_nlc_reference
-from acestep_core.vocoder import Vocoder
-from acestep_core.vocoder_fused import hifigan_forward_fused
+from acestep_core.vocoder.fused_head import hifigan_forward_fused
+from acestep_core.vocoder.model import Vocoder
 
 
 def _vocoder(device: str = "cpu", seed: int = 0) -> Vocoder:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from acestep_core.accel import Acceleration
+from acestep_core.runtime.accel import Acceleration
 from nodes import sampling
 from nodes.conditioning import AceStepV1TextEncode
 from nodes.latent import AceStepV1EmptyLatent

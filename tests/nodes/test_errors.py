@@ -107,7 +107,7 @@ def test_bad_generation_values_are_clear(model: Any, conditioning: Any) -> None:
 
 
 def test_interrupt_stops_the_sampler(model: Any, conditioning: Any) -> None:
-    from acestep_core.pipeline import GenerationInterrupted
+    from acestep_core.sampling.pipeline import GenerationInterrupted
 
     (empty,) = AceStepV1EmptyLatent().build(1.0, 1)
     comfy_adapter.request_interrupt()

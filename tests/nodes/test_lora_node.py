@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 
 from acestep_core.errors import CheckpointError
-from acestep_core.lora import LoraError, LoraSpec, merge_loras, read_lora
+from acestep_core.lora.merge import LoraError, LoraSpec, merge_loras, read_lora
 from nodes.latent import AceStepV1EmptyLatent
 from nodes.lora import AceStepV1LoraLoader, list_loras
 from tests.nodes.test_nodes import sample

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 
-from acestep_core.offload import decode_memory_bytes, sampling_memory_bytes
+from acestep_core.runtime.offload import decode_memory_bytes, sampling_memory_bytes
 from nodes import comfy_adapter as adapter
 from nodes.audio import AceStepV1LatentToAudio
 from nodes.latent import AceStepV1EmptyLatent

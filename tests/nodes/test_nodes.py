@@ -142,7 +142,7 @@ def test_single_files_are_filtered_by_header(models_dir: Path) -> None:
 
 
 def test_download_choice_fetches_only_when_run(models_dir: Path, monkeypatch) -> None:
-    import acestep_core.cli_run as cli_run
+    import acestep_core.cli.run as cli_run
     from nodes.loaders import resolve_checkpoint
 
     calls, updates = [], []

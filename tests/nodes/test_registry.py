@@ -39,7 +39,7 @@ def test_import_needs_no_comfyui_and_loads_no_model() -> None:
     code = ("import sys\n"
             "for name in ('comfy', 'folder_paths', 'server'): sys.modules[name] = None\n"
             "import nodes\n"
-            "heavy = ('acestep_core.pipeline', 'acestep_core.loader', 'huggingface_hub')\n"
+            "heavy = ('acestep_core.sampling.pipeline', 'acestep_core.loading.loader', 'huggingface_hub')\n"
             "heavy = [m for m in heavy if m in sys.modules]\n"
             "assert not heavy, heavy\n"
             "from nodes import comfy_adapter\n"

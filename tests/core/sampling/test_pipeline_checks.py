@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from acestep_core import AceStepInputError
-from acestep_core.accel import Acceleration
-from acestep_core.pipeline import GenerationInterrupted, GenerationParams, StepInfo, generate
+from acestep_core.runtime.accel import Acceleration
+from acestep_core.sampling.pipeline import GenerationInterrupted, GenerationParams, StepInfo, generate
 from acestep_core.sampling.schedule import seconds_to_frames
 from acestep_core.sampling.tasks import MAX_FRAMES
 

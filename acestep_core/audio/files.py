@@ -2,7 +2,7 @@
 parameters embedded in the file and written next to it as the original app's ``_input_params.json``.
 
 Reading mirrors upstream ``MusicDCAE.load_audio`` (``torchaudio.load`` + mono duplicated to stereo);
-resampling to 44.1 kHz happens in :meth:`acestep_core.audio_codec.AudioCodec.encode`, as upstream.
+resampling to 44.1 kHz happens in :meth:`acestep_core.audio.codec.AudioCodec.encode`, as upstream.
 Files with more than two channels are refused (upstream would break inside the DCAE).
 
 Writing mirrors upstream ``save_wav_file`` (48 kHz float waveform, format from the extension) with two
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import AceStepInputError
+from ..errors import AceStepInputError
 
 __all__ = [
     "SUPPORTED_FORMATS",

@@ -7,11 +7,11 @@ Two real formats are accepted:
   each with its ``config.json`` (a Hugging Face cache folder holding
   ``models--ACE-Step--ACE-Step-v1-3.5B/snapshots/<rev>/`` is resolved to the snapshot);
 * ComfyUI's single-file repackage ``ace_step_v1_3.5b.safetensors`` (prefixes in
-  :mod:`acestep_core.detect`); it carries no config, so ``spec`` (default: the released
+  :mod:`acestep_core.loading.components`); it carries no config, so ``spec`` (default: the released
   3.5B model) supplies the architecture.
 
 Modules are built on the ``meta`` device and the checkpoint tensors are assigned to
-them (no double allocation), strictly: see :func:`acestep_core.checkpoint.load_strict`.
+them (no double allocation), strictly: see :func:`acestep_core.loading.checkpoint.load_strict`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from ..config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerConfig, UMT5Config, VocoderConfig
+from ..errors import CheckpointError, CheckpointMismatchError
+from ..ops import DEFAULT_OPS, Ops
 from .checkpoint import checkpoint_shapes, load_strict, read_safetensors, read_safetensors_keys
-from .config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerConfig, UMT5Config, VocoderConfig
-from .detect import COMFY_IGNORED_KEYS, COMFY_SPIECE_KEY, COMPONENTS, COMPONENTS_BY_NAME, Component
-from .errors import CheckpointError, CheckpointMismatchError
-from .ops import DEFAULT_OPS, Ops
+from .components import COMFY_IGNORED_KEYS, COMFY_SPIECE_KEY, COMPONENTS, COMPONENTS_BY_NAME, Component
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +68,18 @@ def _build(name: ComponentName, spec: ModelSpec, *, dtype: torch.dtype, ops: Ops
     """Instantiate one component on the meta device."""
     with torch.device("meta"):
         if name == "transformer":
-            from .transformer import AceStepTransformer
+            from ..transformer import AceStepTransformer
 
             return AceStepTransformer(spec.transformer, dtype=dtype, ops=ops)
         if name == "dcae":
-            from .dcae import MusicDCAE
+            from ..dcae import MusicDCAE
 
             return MusicDCAE(spec.dcae, dtype=dtype, ops=ops)
         if name == "vocoder":
-            from .vocoder import Vocoder
+            from ..vocoder.model import Vocoder
 
             return Vocoder(spec.vocoder, dtype=dtype, ops=ops)
-        from .text_encoder import UMT5Encoder
+        from ..text.encoder import UMT5Encoder
 
         return UMT5Encoder(spec.umt5, dtype=dtype, ops=ops)
 
@@ -241,7 +241,7 @@ def load_checkpoint(
             "music_dcae_f8c8/, music_vocoder/, umt5-base/) or ComfyUI's ace_step_v1_3.5b.safetensors."
         )
     if result.dcae is not None and result.vocoder is not None:
-        from .audio_codec import AudioCodec
+        from ..audio.codec import AudioCodec
 
         result.codec = AudioCodec(result.dcae, result.vocoder, result.spec.codec)
     return result

@@ -57,16 +57,16 @@ from typing import Any
 
 import torch
 
-from .accel import Acceleration, Denoiser
-from .errors import AceStepInputError, check_latent_shape
-from .sampling.conditions import PromptStates, build_edit_conditions, encode_prompt_states, lyric_tokens
-from .sampling.guidance import uses_guidance
-from .sampling.loop import GenerationInterrupted, Progress, StepInfo
-from .sampling.noise import SeedSpec, make_generators, resolve_seeds
-from .sampling.schedule import flow_schedule, parse_oss_steps
-from .sampling.tasks_edit import EditConfig, edit_phase_bounds, run_flowedit
-from .sampling.text2music import Text2MusicInputs, frames_for, run_text2music
-from .sampling.validation import check_tensors, validate_params
+from ..errors import AceStepInputError, check_latent_shape
+from ..runtime.accel import Acceleration, Denoiser
+from .conditions import PromptStates, build_edit_conditions, encode_prompt_states, lyric_tokens
+from .guidance import uses_guidance
+from .loop import GenerationInterrupted, Progress, StepInfo
+from .noise import SeedSpec, make_generators, resolve_seeds
+from .schedule import flow_schedule, parse_oss_steps
+from .tasks_edit import EditConfig, edit_phase_bounds, run_flowedit
+from .text2music import Text2MusicInputs, frames_for, run_text2music
+from .validation import check_tensors, validate_params
 
 __all__ = ["GenerationInterrupted", "GenerationParams", "GenerationResult", "StepInfo", "generate"]
 
@@ -236,7 +236,7 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
         upstream_bugs: reproduce the upstream bugs this module fixes where a golden pins them (currently the
             FlowEdit + PingPong edit phase that never updates, DIVERGENCES item 6).
         acceleration: how the transformer passes run (batched guidance by default; CUDA graphs and
-            ``torch.compile`` opt-in), see :class:`acestep_core.accel.Acceleration`.
+            ``torch.compile`` opt-in), see :class:`acestep_core.runtime.accel.Acceleration`.
     """
     params.validate()
     task = "audio2audio" if params.audio2audio_enable and ref_latents is not None else params.task

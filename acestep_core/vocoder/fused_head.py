@@ -1,6 +1,6 @@
 """The HiFi-GAN head of the vocoder on CUDA: channels-last activations and fused convolutions.
 
-Same layers, weights and rounding points as :meth:`acestep_core.vocoder.HiFiGANGenerator.forward`, run as
+Same layers, weights and rounding points as :meth:`acestep_core.vocoder.model.HiFiGANGenerator.forward`, run as
 ``[B, L, C]`` tensors through :func:`acestep_core.kernels.conv1d_nlc`:
 
 * every residual-block convolution is one kernel: the SiLU that follows it, the residual add, the running sum
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from .kernels.conv1d_nlc import Epilogue, conv1d_nlc, use_triton
+from ..kernels.conv1d_nlc import Epilogue, conv1d_nlc, use_triton
 
 if TYPE_CHECKING:
-    from .vocoder import HiFiGANGenerator
-    from .vocoder_blocks import ResBlock1, WeightNormConv1d, WeightNormConvTranspose1d
+    from .blocks import ResBlock1, WeightNormConv1d, WeightNormConvTranspose1d
+    from .model import HiFiGANGenerator
 
 SILU_ONLY = Epilogue(write_plain=False, write_silu=True)
 PLAIN_AND_SILU = Epilogue(write_plain=True, write_silu=True)

@@ -6,12 +6,12 @@ max_length=256, return_tensors="pt")``. :class:`PromptTokenizer` reproduces that
 ``tokenizers`` library alone (no ``transformers``): T5 conventions, no BOS, the post-processor
 appends ``</s>``, truncation keeps room for it, right padding with ``<pad>`` and mask 0.
 
-Two sources, as :func:`acestep_core.loader.load_checkpoint` reports them
-(:class:`~acestep_core.loader.TokenizerSource`):
+Two sources, as :func:`acestep_core.loading.loader.load_checkpoint` reports them
+(:class:`~acestep_core.loading.loader.TokenizerSource`):
 
 * the folder layout's ``umt5-base/tokenizer.json`` is loaded as is;
 * ComfyUI's single file embeds the raw SentencePiece model instead. It is decoded by
-  :mod:`acestep_core.sentencepiece_model` and converted to the same ``tokenizers`` Unigram
+  :mod:`acestep_core.text.sentencepiece_model` and converted to the same ``tokenizers`` Unigram
   pipeline that Hugging Face's slow->fast converter (``T5Converter``, transformers 4.50) writes:
   normalizer ``Precompiled(charsmap)`` + ``Strip(right)`` + ``Replace(" {2,}", "▁")``,
   pre-tokenizer and decoder ``Metaspace("▁", prepend_scheme="always", split=True)``, 300
@@ -34,14 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import AceStepInputError, CheckpointError
+from ..errors import AceStepInputError, CheckpointError
 from .sentencepiece_model import PIECE_CONTROL, PIECE_USER_DEFINED, SentencePieceModel, parse_sentencepiece_model
 
 if TYPE_CHECKING:
     import torch
     from tokenizers import Tokenizer
 
-    from .loader import TokenizerSource
+    from ..loading.loader import TokenizerSource
 
 __all__ = ["DEFAULT_MAX_LENGTH", "UMT5_EXTRA_IDS", "PromptTokenizer", "PromptTokens", "sentencepiece_to_tokenizer_json"]
 
@@ -129,7 +129,7 @@ class PromptTokenizer:
 
     @classmethod
     def from_source(cls, source: TokenizerSource) -> PromptTokenizer:
-        """Build from what :func:`~acestep_core.loader.load_checkpoint` returned as ``tokenizer``."""
+        """Build from what :func:`~acestep_core.loading.loader.load_checkpoint` returned as ``tokenizer``."""
         if source.kind == "tokenizer_json" and source.path is not None:
             return cls.from_tokenizer_json(source.path)
         if source.kind == "sentencepiece" and source.data is not None:

@@ -1,4 +1,4 @@
-"""Execution for ``python -m acestep_core generate``: a validated :class:`~acestep_core.cli_plan.RunPlan`
+"""Execution for ``python -m acestep_core generate``: a validated :class:`~acestep_core.cli.plan.RunPlan`
 -> files on disk.
 
 Loads the checkpoint (downloading the default one when none is given), tokenizes the prompt, encodes the
@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
-from .audio_io import AudioInfo
-from .cli_plan import LoraRequest, RunPlan
-from .errors import AceStepInputError, CheckpointError
+from ..audio.files import AudioInfo
+from ..errors import AceStepInputError, CheckpointError
 from .params_io import LORA_NONE
+from .plan import LoraRequest, RunPlan
 
-logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name, as before the split
+logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name
 
 __all__ = ["default_checkpoint_dir", "download_checkpoint", "execute"]
 
@@ -88,7 +88,7 @@ def _progress(quiet: bool) -> Any:
 def _encode_audio(codec: Any, info: AudioInfo | None, device: torch.device, what: str) -> torch.Tensor | None:
     if info is None:
         return None
-    from .audio_io import read_audio
+    from ..audio.files import read_audio
 
     audio, sample_rate = read_audio(info.path, what=what)
     return codec.encode(audio[None].to(device), sample_rate)
@@ -96,7 +96,7 @@ def _encode_audio(codec: Any, info: AudioInfo | None, device: torch.device, what
 
 def _load(plan: RunPlan) -> Any:
     """The checkpoint on ``plan.device``, or in CPU memory with ``--low-vram`` (stages move what they need)."""
-    from .loader import load_checkpoint
+    from ..loading.loader import load_checkpoint
 
     path = plan.checkpoint.expanduser() if plan.checkpoint is not None else download_checkpoint()
     device = torch.device("cpu") if plan.low_vram else plan.device
@@ -134,7 +134,7 @@ def _apply_loras(model: Any, plan: RunPlan) -> tuple[Any, str, float]:
     ``lora_name_or_path`` / ``lora_weight`` (the original app's scale, so re-running the sidecar matches)."""
     if not plan.loras:
         return None, LORA_NONE, 1.0
-    from .lora import LoraSpec, merge_loras, read_lora, unit_scale
+    from ..lora.merge import LoraSpec, merge_loras, read_lora, unit_scale
 
     specs = [LoraSpec(read_lora(_lora_path(r)), r.strength, r.rule) for r in plan.loras]  # type: ignore[arg-type]
     # fp8 (quantised after the merge) cannot take the originals back: merge for good, keep nothing.
@@ -151,8 +151,8 @@ def _apply_loras(model: Any, plan: RunPlan) -> tuple[Any, str, float]:
 
 
 def _encoders(model: Any, plan: RunPlan) -> tuple[Any, Any]:
-    """``encode_prompt`` / ``encode_lyrics`` for :func:`acestep_core.pipeline.generate`: text -> ``(ids, mask)``."""
-    from .prompt_tokenizer import PromptTokenizer
+    """``encode_prompt`` / ``encode_lyrics`` for :func:`acestep_core.sampling.pipeline.generate`: text -> ``(ids, mask)``."""
+    from ..text.prompt_tokenizer import PromptTokenizer
 
     if model.tokenizer is None:
         raise CheckpointError("the checkpoint carries no UMT5 tokenizer (umt5-base/tokenizer.json); "
@@ -173,12 +173,12 @@ def _encoders(model: Any, plan: RunPlan) -> tuple[Any, Any]:
 
 def _prepare_transformer(model: Any, plan: RunPlan) -> tuple[Any, str, float]:
     """Merge the LoRAs, then (``--fp8``) quantise; on the GPU for the duration with ``--low-vram``."""
-    from .offload import on_device
+    from ..runtime.offload import on_device
 
     with on_device(model.transformer if plan.low_vram and (plan.loras or plan.fp8) else None, device=plan.device):
         merge, lora_name, lora_weight = _apply_loras(model, plan)
         if plan.fp8:
-            from .quant import QuantError, quantize_fp8_
+            from ..runtime.quant import QuantError, quantize_fp8_
 
             try:
                 quantize_fp8_(model.transformer, lora_merge=merge)
@@ -205,9 +205,9 @@ def _generate_audio(model: Any, plan: RunPlan, quiet: bool) -> tuple[Any, torch.
     only its own models to the GPU (codec / text encoder + transformer / codec) and decodes overlapped.
     CUDA graphs (``--cuda-graphs``) are released at the end of the generate stage, while the transformer is
     still on the GPU, so their memory pool is free for the decode."""
-    from .accel import release_cuda_graphs
-    from .offload import log_peaks, stage
-    from .pipeline import generate
+    from ..runtime.accel import release_cuda_graphs
+    from ..runtime.offload import log_peaks, stage
+    from ..sampling.pipeline import generate
 
     encode_prompt, encode_lyrics = _encoders(model, plan)
     peaks: dict[str, int] = {}  # stage -> peak bytes (CUDA only)
@@ -242,7 +242,7 @@ def _generate_audio(model: Any, plan: RunPlan, quiet: bool) -> tuple[Any, torch.
 
 def _run(model: Any, plan: RunPlan, quiet: bool, lora_name: str, lora_weight: float) -> list[Path]:
     """Generate, decode and write with the (LoRA-patched) model."""
-    from .audio_io import write_audio, write_sidecar
+    from ..audio.files import write_audio, write_sidecar
     from .params_io import record_from_params
 
     result, latents, audio, timecosts = _generate_audio(model, plan, quiet)

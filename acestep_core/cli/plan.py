@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from .accel import Acceleration
-from .audio_io import AudioInfo, format_from_path, output_paths, probe_audio
-from .errors import AceStepInputError
+from ..audio.files import AudioInfo, format_from_path, output_paths, probe_audio
+from ..errors import AceStepInputError
+from ..runtime.accel import Acceleration
 from .params_io import LORA_NONE, ParamsFile, parse_int_list, read_params_file
 
-logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name, as before the split
+logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name
 
 __all__ = ["LoraRequest", "RunPlan", "UsageError", "plan_run", "resolve_device", "resolve_dtype"]
 
@@ -94,9 +94,9 @@ class RunPlan:
     dtype: torch.dtype
     overlapped_decode: bool = False
     loras: tuple[LoraRequest, ...] = ()
-    low_vram: bool = False  # explicit offload (acestep_core.offload); only on an accelerator
-    fp8: bool = False  # transformer DiT weights stored in float8 (acestep_core.quant)
-    acceleration: Acceleration = field(default_factory=Acceleration)  # how denoiser passes run (acestep_core.accel)
+    low_vram: bool = False  # explicit offload (acestep_core.runtime.offload); only on an accelerator
+    fp8: bool = False  # transformer DiT weights stored in float8 (acestep_core.runtime.quant)
+    acceleration: Acceleration = field(default_factory=Acceleration)  # how denoiser passes run (acestep_core.runtime.accel)
 
 
 def _read_text_arg(value: str | None, what: str) -> str | None:
@@ -201,7 +201,7 @@ def _extend_window(fields: dict[str, Any], src: AudioInfo, left_s: float, right_
     ``duration + right`` therefore loses the left length on the right); the end is placed half a frame past
     the wanted frame so truncation to frames gives exactly ``int(right_s * 10.77)`` new frames on the right.
     """
-    from .sampling.schedule import seconds_to_frames
+    from ..sampling.schedule import seconds_to_frames
 
     if left_s < 0 or right_s < 0 or left_s + right_s <= 0:
         raise UsageError(f"--extend-left/--extend-right must be >= 0 seconds and not both 0, got {left_s}, {right_s}")
@@ -252,7 +252,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def _generation_params(fields: dict[str, Any]) -> Any:
-    from .pipeline import GenerationParams
+    from ..sampling.pipeline import GenerationParams
 
     try:
         params = GenerationParams(**fields)
@@ -269,7 +269,7 @@ def _tokenize_lyrics(args: argparse.Namespace, params: Any) -> dict[str, tuple[l
     texts = [text for text in texts if text]
     if not texts:
         return {}
-    from .lyrics import LyricTokenizer, resolve_lyric_vocab
+    from ..lyrics import LyricTokenizer, resolve_lyric_vocab
 
     try:  # the download (a few hundred KB, sha256-checked) only when no local copy is found
         vocab = resolve_lyric_vocab(args.lyric_vocab, checkpoint=args.checkpoint, allow_download=True)
@@ -303,7 +303,7 @@ def _params_lora(base: ParamsFile, params_path: Path | None) -> LoraRequest | No
 
 def _plan_loras(args: argparse.Namespace, base: ParamsFile) -> tuple[LoraRequest, ...]:
     """``--params`` LoRA (original app's scale) first, then every ``--lora PATH[:STRENGTH]`` (as trained)."""
-    from .lora import parse_lora_arg
+    from ..lora.merge import parse_lora_arg
 
     requests = []
     from_params = _params_lora(base, args.params)
@@ -391,7 +391,7 @@ def _memory_options(args: argparse.Namespace, device: torch.device) -> tuple[boo
         logger.info("--low-vram has no effect on --device cpu (everything already lives in CPU memory)")
         low_vram = False
     if fp8:
-        from .quant import fp8_supported
+        from ..runtime.quant import fp8_supported
 
         if not fp8_supported():
             raise UsageError(f"--fp8 needs torch.float8_e4m3fn, which torch {torch.__version__} lacks; upgrade "

@@ -2,7 +2,7 @@
 
 * :func:`extend_window_for_frames`: extend-left/right seconds on a source of ``src_frames`` latent frames ->
   upstream ``repaint_start`` / ``repaint_end`` (the same convention as the CLI's ``--extend-left/-right``);
-* :func:`token_lookup`: ``encode_prompt`` / ``encode_lyrics`` callables for :func:`acestep_core.pipeline.generate`
+* :func:`token_lookup`: ``encode_prompt`` / ``encode_lyrics`` callables for :func:`acestep_core.sampling.pipeline.generate`
   that serve tokens computed in advance (so tokenization errors surface before any model work).
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import AceStepInputError
-from .sampling.schedule import seconds_to_frames
+from ..errors import AceStepInputError
+from .schedule import seconds_to_frames
 
 __all__ = ["LATENT_RATE_HZ", "extend_window_for_frames", "frames_to_duration", "token_lookup"]
 

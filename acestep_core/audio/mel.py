@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import VocoderConfig
-from .errors import AceStepInputError
-from .ops import cast_like
+from ..config import VocoderConfig
+from ..errors import AceStepInputError
+from ..ops import cast_like
 
 MAGNITUDE_EPS = 1e-6  # upstream LinearSpectrogram "pow2_sqrt"
 LOG_CLAMP_MIN = 1e-5  # upstream LogMelSpectrogram.compress

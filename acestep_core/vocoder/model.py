@@ -2,7 +2,7 @@
 
 Ported from ace-step/ACE-Step@d612523 acestep/music_dcae/music_vocoder.py (Apache-2.0): a ConvNeXt encoder
 (``backbone``) over mel frames followed by a HiFi-GAN generator (``head``) with SiLU activations and
-weight-normalised convolutions; ``mel_transform`` is the matching log-mel front-end (:mod:`acestep_core.mel`).
+weight-normalised convolutions; ``mel_transform`` is the matching log-mel front-end (:mod:`acestep_core.audio.mel`).
 The vocoder is mono: ACE-Step runs it once per stereo channel.
 
 Deliberate divergences:
@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import VocoderConfig
-from .errors import AceStepInputError
-from .mel import LogMelSpectrogram
-from .ops import Ops
-from .vocoder_blocks import (
+from ..audio.mel import LogMelSpectrogram
+from ..config import VocoderConfig
+from ..errors import AceStepInputError
+from ..ops import Ops
+from .blocks import (
     ChannelsFirstLayerNorm,
     ConvNeXtBlock,
     ResBlock1,
@@ -31,7 +31,7 @@ from .vocoder_blocks import (
     WeightNormConvTranspose1d,
     same_padding,
 )
-from .vocoder_fused import fused_head_supported, hifigan_forward_fused
+from .fused_head import fused_head_supported, hifigan_forward_fused
 
 STEM_KERNEL_SIZE = 7  # upstream ConvNeXtEncoder stem (replicate padding)
 

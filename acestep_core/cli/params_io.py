@@ -3,7 +3,7 @@
 Upstream ``ACEStepPipeline.__call__`` (ace-step/ACE-Step ``acestep/pipeline_ace_step.py``, Apache-2.0) writes
 one JSON per output file; ``infer.py`` and the Gradio UI read them back. This module reads such files
 unchanged (the 19 ``examples/default`` files carry only a subset of the keys, the ``zh_rap_lora`` ones all
-of them) and writes the same format. Keys map one-to-one to :class:`acestep_core.pipeline.GenerationParams`
+of them) and writes the same format. Keys map one-to-one to :class:`acestep_core.sampling.pipeline.GenerationParams`
 fields except ``actual_seeds`` -> ``manual_seeds``; missing keys keep the ``__call__`` defaults.
 
 Format quirks kept on purpose (readers of the original app rely on them):
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import AceStepInputError
+from ..errors import AceStepInputError
 
 logger = logging.getLogger(__name__)
 

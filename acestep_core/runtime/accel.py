@@ -87,7 +87,7 @@ _COMPILED_BLOCK: dict[str, Callable[..., torch.Tensor]] = {}
 def compiled_block_forward() -> Callable[..., torch.Tensor]:
     """``torch.compile`` of ``LinearTransformerBlock.forward`` (compiled lazily, shared by every block)."""
     if "forward" not in _COMPILED_BLOCK:
-        from .nn.blocks import LinearTransformerBlock
+        from ..nn.blocks import LinearTransformerBlock
 
         _COMPILED_BLOCK["forward"] = torch.compile(LinearTransformerBlock.forward, dynamic=False)
     return _COMPILED_BLOCK["forward"]

@@ -12,11 +12,11 @@ them (scale = ``lora_weight``, alpha ignored), so the original run is reproduced
 Memory: ``--low-vram`` loads the models into CPU memory and moves each stage's models to the GPU only while
 the stage runs (codec for source audio, text encoder + transformer for sampling, codec for an overlapped
 decode), logging each stage's peak; ``--fp8`` stores the transformer's DiT-block weights in float8 after the
-LoRAs are merged (:mod:`acestep_core.quant`). On CUDA every run logs its per-stage peak memory at INFO.
+LoRAs are merged (:mod:`acestep_core.runtime.quant`). On CUDA every run logs its per-stage peak memory at INFO.
 
 Speed: guided steps run their conditional and unconditional passes as one batch (``--no-batch-guidance``
 runs them separately, as the original); ``--cuda-graphs`` and ``--compile`` are opt-in
-(:mod:`acestep_core.accel`).
+(:mod:`acestep_core.runtime.accel`).
 
 Parameter precedence: ``GenerationParams`` defaults (= upstream ``__call__``) < ``--params`` JSON (an
 original-app ``input_params`` file, unchanged) < explicit flags. Flag names are upstream's argument names
@@ -31,18 +31,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli_plan import CHOICES, ERG_FLAGS, KNOBS, TASKS, UsageError, plan_run
-from .cli_plan import LATENT_RATE_HZ as LATENT_RATE_HZ  # re-exported: the public names of the pre-split module
-from .cli_plan import MAX_DURATION_S as MAX_DURATION_S
-from .cli_plan import SRC_AUDIO_TASKS as SRC_AUDIO_TASKS
-from .cli_plan import RunPlan as RunPlan
-from .cli_plan import resolve_device as resolve_device
-from .cli_plan import resolve_dtype as resolve_dtype
-from .cli_run import DEFAULT_CHECKPOINT_CACHE, HF_REPO_ID, execute
-from .cli_run import DEFAULT_SAMPLE_RATE as DEFAULT_SAMPLE_RATE
-from .cli_run import default_checkpoint_dir as default_checkpoint_dir
-from .cli_run import download_checkpoint as download_checkpoint
-from .errors import AceStepInputError, CheckpointError
+from ..errors import AceStepInputError, CheckpointError
+from .plan import CHOICES, ERG_FLAGS, KNOBS, TASKS, UsageError, plan_run
+from .plan import LATENT_RATE_HZ as LATENT_RATE_HZ  # re-exported: the public names of the pre-split module
+from .plan import MAX_DURATION_S as MAX_DURATION_S
+from .plan import SRC_AUDIO_TASKS as SRC_AUDIO_TASKS
+from .plan import RunPlan as RunPlan
+from .plan import resolve_device as resolve_device
+from .plan import resolve_dtype as resolve_dtype
+from .run import DEFAULT_CHECKPOINT_CACHE, HF_REPO_ID, execute
+from .run import DEFAULT_SAMPLE_RATE as DEFAULT_SAMPLE_RATE
+from .run import default_checkpoint_dir as default_checkpoint_dir
+from .run import download_checkpoint as download_checkpoint
 
 __all__ = ["TASKS", "UsageError", "build_parser", "main"]
 

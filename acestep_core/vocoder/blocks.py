@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import Ops, cast_like
+from ..ops import Ops, cast_like
 
 LAYER_NORM_EPS = 1e-6  # upstream ConvNeXt LayerNorm
 LAYER_SCALE_INIT = 1e-6  # upstream ConvNeXtBlock layer_scale_init_value

@@ -23,10 +23,10 @@ forward pre-hook (a hook would have to swap a bf16 tensor into ``weight`` on eve
 dict reads ``<name>.weight`` (fp8) + ``<name>.weight_scale`` (float32 ``[out]``) + ``<name>.bias``, and the fp8
 weight is a *buffer*, not a parameter, so ``next(transformer.parameters())`` (how the pipeline picks the
 activation dtype) stays a bf16 tensor, and code writing through ``named_parameters()`` cannot reach an fp8
-weight (:func:`acestep_core.lora.merge_loras` refuses a quantised model up front with a ``LoraError``).
+weight (:func:`acestep_core.lora.merge.merge_loras` refuses a quantised model up front with a ``LoraError``).
 
 LoRA: merge LoRAs *before* quantising, with ``keep_originals=False`` (or ``restore()`` first):
-:func:`quantize_fp8_` refuses a model with a pending :class:`~acestep_core.lora.LoraMerge` passed as
+:func:`quantize_fp8_` refuses a model with a pending :class:`~acestep_core.lora.merge.LoraMerge` passed as
 ``lora_merge`` because restoring it later would corrupt the fp8 weights.
 """
 
@@ -194,7 +194,7 @@ def quantize_fp8_(model: nn.Module, *, compute_device: torch.device | str | None
         compute_device: where the per-layer quantisation math runs (e.g. ``cuda`` for a CPU-resident model;
             default: the weight's device). Only one layer is there at a time.
         min_numel: layers with fewer weights are left alone (see the module docstring).
-        lora_merge: a :class:`~acestep_core.lora.LoraMerge` still holding originals is refused (see above).
+        lora_merge: a :class:`~acestep_core.lora.merge.LoraMerge` still holding originals is refused (see above).
 
     Raises:
         QuantError: no float8 support in torch, already quantised, or a pending LoRA restore.

@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import CodecConfig
-from .dcae import MusicDCAE
-from .errors import AceStepInputError, check_latent_shape
+from ..config import CodecConfig
+from ..dcae import MusicDCAE
+from ..errors import AceStepInputError, check_latent_shape
+from ..vocoder.model import Vocoder
 from .mel import sinc_resample
-from .vocoder import Vocoder
 
 DEFAULT_CODEC_CONFIG = CodecConfig()
 

@@ -1,6 +1,6 @@
 """LoRA for the ACE-Step v1 transformer: load, match to our modules, scale, merge and remove without drift.
 
-Files: the official ACE-Step / diffusers PEFT layout and ComfyUI's layouts (:mod:`acestep_core.lora_formats`).
+Files: the official ACE-Step / diffusers PEFT layout and ComfyUI's layouts (:mod:`acestep_core.lora.formats`).
 LoRA module names are our module names, which are upstream's (``transformer_blocks.0.attn.to_q``,
 ``lyric_encoder.encoders.4.self_attn.linear_q``, ``speaker_embedder``, ...).
 
@@ -39,8 +39,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .checkpoint import format_key_list, mismatch_lines
-from .lora_formats import KOHYA_PREFIX, LoraError, LoraFile, LoraModule, looks_like, read_lora
+from ..loading.checkpoint import format_key_list, mismatch_lines
+from .formats import KOHYA_PREFIX, LoraError, LoraFile, LoraModule, looks_like, read_lora
 
 logger = logging.getLogger(__name__)
 
@@ -196,10 +196,10 @@ def merge_loras(model: nn.Module, specs: Sequence[LoraSpec], *, backup_device: t
     (default: beside the weights); ``keep_originals=False`` keeps none (one-shot use such as the CLI: no
     extra memory, but the merge cannot be undone).
 
-    Raises :class:`LoraError` for an fp8-quantised model (:func:`acestep_core.quant.quantize_fp8_`): merge the
+    Raises :class:`LoraError` for an fp8-quantised model (:func:`acestep_core.runtime.quant.quantize_fp8_`): merge the
     LoRAs first, then quantise.
     """
-    from .quant import is_fp8_quantized
+    from ..runtime.quant import is_fp8_quantized
 
     if is_fp8_quantized(model):
         raise LoraError("cannot merge a LoRA into an fp8-quantised transformer: its DiT weights are stored in "

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 __all__ = [
     "PIECE_BYTE",

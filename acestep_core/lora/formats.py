@@ -1,6 +1,6 @@
 """Reading LoRA files: the official ACE-Step / diffusers PEFT layout and ComfyUI's layouts -> :class:`LoraFile`.
 
-Accepted (see :mod:`acestep_core.lora` for matching, scaling and merging):
+Accepted (see :mod:`acestep_core.lora.merge` for matching, scaling and merging):
 
 * official PEFT/diffusers layout (what the ACE-Step trainer's ``save_lora_adapter`` writes): a folder with
   ``pytorch_lora_weights.safetensors`` (+ optional ``adapter_config.json``: ``r``, ``lora_alpha``,
@@ -12,7 +12,7 @@ Accepted (see :mod:`acestep_core.lora` for matching, scaling and merging):
   generic ``lora_unet_*`` map applies to ACE-Step, ``comfy/lora.py:175-192``).
 
 Module names are kept as they appear in the file (prefix removed); kohya names are resolved against the
-model's module names by :func:`acestep_core.lora.match_lora`.
+model's module names by :func:`acestep_core.lora.merge.match_lora`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Literal
 
 import torch
 
-from .checkpoint import read_safetensors
-from .errors import CheckpointError, CheckpointMismatchError
+from ..errors import CheckpointError, CheckpointMismatchError
+from ..loading.checkpoint import read_safetensors
 
 logger = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import math
 import torch
 from torch import nn
 
-from .config import UMT5Config
-from .errors import AceStepInputError
-from .ops import Ops, cast_like
+from ..config import UMT5Config
+from ..errors import AceStepInputError
+from ..ops import Ops, cast_like
 
 # Blocks whose query projection is scaled by ``query_scale`` (upstream get_text_embeddings_null:
 # l_min=8, l_max=10, i.e. range(8, 10)).
