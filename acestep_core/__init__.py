@@ -16,25 +16,63 @@ Public API:
 
 from __future__ import annotations
 
-from .audio.codec import AudioCodec
-from .config import (
-    MODEL_SPECS,
-    CodecConfig,
-    ConfigError,
-    DCAEConfig,
-    ModelSpec,
-    TransformerConfig,
-    UMT5Config,
-    VocoderConfig,
-)
-from .dcae import MusicDCAE
-from .errors import AceStepInputError, CheckpointError, CheckpointMismatchError
-from .loading.loader import LoadedCheckpoint, TokenizerSource, load_checkpoint
-from .lora.merge import LoraSpec, merge_loras, read_lora
-from .sampling.pipeline import GenerationInterrupted, GenerationParams, GenerationResult, StepInfo, generate
-from .text.encoder import UMT5Encoder
-from .transformer import AceStepTransformer
-from .vocoder.model import Vocoder
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name -> module that defines it. Imported on first use (PEP 562), so ``import acestep_core.timing`` or
+# the ComfyUI nodes' import does not pull in the networks, the loader or the sampling pipeline.
+_EXPORTS: dict[str, str] = {
+    "AudioCodec": ".audio.codec",
+    "MODEL_SPECS": ".config", "CodecConfig": ".config", "ConfigError": ".config", "DCAEConfig": ".config",
+    "ModelSpec": ".config", "TransformerConfig": ".config", "UMT5Config": ".config", "VocoderConfig": ".config",
+    "MusicDCAE": ".dcae",
+    "AceStepInputError": ".errors", "CheckpointError": ".errors", "CheckpointMismatchError": ".errors",
+    "LoadedCheckpoint": ".loading.loader", "TokenizerSource": ".loading.loader", "load_checkpoint": ".loading.loader",
+    "LoraSpec": ".lora.merge", "merge_loras": ".lora.merge", "read_lora": ".lora.merge",
+    "GenerationInterrupted": ".sampling.pipeline", "GenerationResult": ".sampling.pipeline",
+    "StepInfo": ".sampling.pipeline", "generate": ".sampling.pipeline",
+    "GenerationParams": ".sampling.params",
+    "PromptTokenizer": ".text.prompt_tokenizer", "UMT5Encoder": ".text.encoder",
+    "AceStepTransformer": ".transformer",
+    "Vocoder": ".vocoder.model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'acestep_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    from .audio.codec import AudioCodec
+    from .config import (
+        MODEL_SPECS,
+        CodecConfig,
+        ConfigError,
+        DCAEConfig,
+        ModelSpec,
+        TransformerConfig,
+        UMT5Config,
+        VocoderConfig,
+    )
+    from .dcae import MusicDCAE
+    from .errors import AceStepInputError, CheckpointError, CheckpointMismatchError
+    from .loading.loader import LoadedCheckpoint, TokenizerSource, load_checkpoint
+    from .lora.merge import LoraSpec, merge_loras, read_lora
+    from .sampling.params import GenerationParams
+    from .sampling.pipeline import GenerationInterrupted, GenerationResult, StepInfo, generate
+    from .text.encoder import UMT5Encoder
+    from .text.prompt_tokenizer import PromptTokenizer
+    from .transformer import AceStepTransformer
+    from .vocoder.model import Vocoder
 
 __all__ = [
     "MODEL_SPECS",
@@ -52,6 +90,7 @@ __all__ = [
     "LoadedCheckpoint",
     "LoraSpec",
     "ModelSpec",
+    "PromptTokenizer",
     "StepInfo",
     "MusicDCAE",
     "TokenizerSource",

@@ -309,6 +309,16 @@ class CodecConfig:
     vocoder_overlap_samples: int = 1024
     vocoder_crossfade_samples: int = 128
 
+    @property
+    def latent_frame_rate_hz(self) -> float:
+        """Latent frames per second (44100 / 4096 = 10.77: mel hop 512, DCAE time compression 8)."""
+        return self.sample_rate / self.samples_per_latent_frame
+
+    def seconds_to_frames(self, seconds: float) -> int:
+        """Upstream's ``int(seconds * 44100 / 512 / 8)``, in upstream's float operation order (truncation)."""
+        hop = self.samples_per_latent_frame // self.time_compression
+        return int(seconds * self.sample_rate / hop / self.time_compression)
+
 
 @dataclass(frozen=True)
 class ModelSpec:

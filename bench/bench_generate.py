@@ -66,7 +66,8 @@ from acestep_core.config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerC
 from acestep_core.runtime.accel import Acceleration, release_cuda_graphs
 from acestep_core.runtime.offload import stage
 from acestep_core.sampling.pipeline import GenerationParams, generate
-from acestep_core.sampling.schedule import guidance_window, seconds_to_frames
+from acestep_core.sampling.schedule import guidance_window
+from acestep_core.timing import seconds_to_frames
 
 LOG = logging.getLogger("bench")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

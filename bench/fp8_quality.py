@@ -34,7 +34,7 @@ import torch
 from acestep_core.config import MODEL_SPECS
 from acestep_core.runtime.quant import quantize_fp8_
 from acestep_core.sampling.pipeline import GenerationParams, generate
-from acestep_core.sampling.schedule import seconds_to_frames
+from acestep_core.timing import seconds_to_frames
 from bench.bench_generate import DTYPES, GUIDANCE, Models, checkpoint_models, random_models, tiny_spec
 
 LOG = logging.getLogger("bench.fp8")

@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from acestep_core.timing import frames_to_seconds, seconds_to_frames
+
 from . import comfy_adapter as adapter
 from .types import CATEGORY, LATENT, LATENT_CHANNELS, LATENT_HEIGHT, LATENT_TYPE, MAX_SECONDS, TASK_KEY
-
-FRAMES_PER_SECOND = 44100 / 4096
 
 
 def read_latent(latent: Any, name: str = "latent") -> torch.Tensor:
@@ -40,7 +40,7 @@ def read_latent(latent: Any, name: str = "latent") -> torch.Tensor:
 
 
 def latent_seconds(samples: torch.Tensor) -> float:
-    return samples.shape[-1] / FRAMES_PER_SECOND
+    return frames_to_seconds(samples.shape[-1])
 
 
 def has_audio(samples: torch.Tensor) -> bool:
@@ -136,7 +136,7 @@ class AceStepV1RepaintWindow:
              feather_s: float = 0.0) -> tuple[dict[str, Any]]:
         samples = _require_source(latent, "repaint window")
         duration = latent_seconds(samples)
-        start, end = int(start_s * FRAMES_PER_SECOND), int(end_s * FRAMES_PER_SECOND)
+        start, end = seconds_to_frames(start_s), seconds_to_frames(end_s)
         if not 0 <= start_s < end_s or end > samples.shape[-1]:
             raise ValueError(f"repaint window [{start_s}, {end_s}] s is outside the audio (0 .. {duration:.2f} s); "
                              "use 0 <= start_s < end_s <= the song length (to add audio, use the extend node)")
@@ -144,7 +144,7 @@ class AceStepV1RepaintWindow:
             raise ValueError(f"repaint window [{start_s}, {end_s}] s is shorter than one latent frame (0.093 s)")
         if not 0 < variance <= 1:
             raise ValueError(f"variance {variance}: use a value in (0, 1]")
-        mask = _window_mask(samples.shape[-1], start, end, int(feather_s * FRAMES_PER_SECOND))
+        mask = _window_mask(samples.shape[-1], start, end, seconds_to_frames(feather_s))
         out = {**latent, "noise_mask": mask.to(samples.device),
                TASK_KEY: {"task": "repaint", "start_s": float(start_s), "end_s": float(end_s),
                           "variance": float(variance)}}
@@ -183,7 +183,7 @@ class AceStepV1ExtendLatent:
             extend_window_for_frames(samples.shape[-1], left_s, right_s)
         except ValueError as e:
             raise ValueError(str(e)) from e
-        left, right = int(left_s * FRAMES_PER_SECOND), int(right_s * FRAMES_PER_SECOND)
+        left, right = seconds_to_frames(left_s), seconds_to_frames(right_s)
         padded = torch.nn.functional.pad(samples, (left, right))
         mask = torch.zeros(padded.shape[-1])
         mask[:left] = 1.0

@@ -26,13 +26,14 @@ from typing import Any
 
 import torch
 
+from acestep_core.sampling.choices import CFG_TYPES, EDIT_SCHEDULERS, SCHEDULERS
+from acestep_core.timing import frames_to_duration, seconds_to_frames
+
 from . import comfy_adapter as adapter
 from .conditioning import GUIDANCE_DEFAULTS
 from .latent import has_audio, read_latent
 from .types import CATEGORY, CONDITIONING, GUIDANCE, LATENT, LATENT_TYPE, MAX_SECONDS, MODEL, PARAMS_KEY, TASK_KEY
 
-SCHEDULERS = ["euler", "heun", "pingpong"]
-CFG_TYPES = ["apg", "cfg", "cfg_star"]
 SEED_MAX = 2**32 - 1
 # the optional ``acceleration`` input: label -> acestep_core.runtime.accel.Acceleration arguments
 ACCELERATION_CHOICES: dict[str, dict[str, bool]] = {
@@ -74,7 +75,7 @@ def _check_conditioning(conditioning: Any, name: str) -> dict[str, Any]:
 
 
 def _encoders(*conditionings: dict[str, Any]) -> tuple[Any, Any]:
-    from acestep_core.sampling.windows import token_lookup
+    from acestep_core.sampling.pipeline import token_lookup
 
     prompts = {c["prompt"]: c["prompt_tokens"] for c in conditionings}
     lyrics = {c["lyrics"]: c["lyric_tokens"] for c in conditionings if c["lyric_tokens"] is not None}
@@ -90,7 +91,7 @@ def _guidance_fields(guidance: dict[str, Any] | None) -> dict[str, Any]:
 def _task_fields(latent: dict[str, Any], samples: torch.Tensor, retake_variance: float,
                  audio2audio_strength: float) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
     """``GenerationParams`` task fields + (src_latents, ref_latents) for the mapping in the module docstring."""
-    from acestep_core.sampling.windows import extend_window_for_frames, frames_to_duration
+    from acestep_core.sampling.windows import extend_window_for_frames
 
     marker = latent.get(TASK_KEY)
     frames = samples.shape[-1]
@@ -118,8 +119,6 @@ def sampling_memory_required(model: Any, params: Any, src: torch.Tensor | None, 
     """Bytes sampling needs beyond the weights, for ``load_models_gpu(memory_required=...)``: the longest of the
     requested duration and the source / reference latents (extend: the 240 s window, an upper bound)."""
     from acestep_core.runtime.offload import sampling_memory_bytes
-    from acestep_core.sampling.schedule import seconds_to_frames
-
     frames = max([seconds_to_frames(params.audio_duration)] + [t.shape[-1] for t in (src, ref) if t is not None])
     if params.task == "extend":
         frames = max(frames, seconds_to_frames(MAX_SECONDS))
@@ -128,7 +127,7 @@ def sampling_memory_required(model: Any, params: Any, src: torch.Tensor | None, 
 
 
 def acceleration_from_choice(choice: str | None) -> Any:
-    """The ``acceleration`` input's label -> :class:`acestep_core.runtime.accel.Acceleration` (``None``/"" = default)."""
+    """The ``acceleration`` input's label -> :class:`~acestep_core.runtime.accel.Acceleration` (None/"" = default)."""
     from acestep_core.runtime.accel import Acceleration
 
     choice = choice or DEFAULT_ACCELERATION
@@ -208,8 +207,8 @@ class AceStepV1Sampler:
                 "Empty latent = text2music (or retake); repaint/extend-marked latent = repaint/extend; a latent "
                 "holding audio = audio2audio.")}),
             **_common_inputs(),
-            "scheduler": (SCHEDULERS, {"default": "euler", "tooltip": "Sampler of the original app."}),
-            "cfg_type": (CFG_TYPES, {"default": "apg", "tooltip": "Guidance formula (original app: apg)."}),
+            "scheduler": (list(SCHEDULERS), {"default": "euler", "tooltip": "Sampler of the original app."}),
+            "cfg_type": (list(CFG_TYPES), {"default": "apg", "tooltip": "Guidance formula (original app: apg)."}),
             "omega_scale": ("FLOAT", {"default": 10.0, "min": -100.0, "max": 100.0, "step": 0.1,
                                       "tooltip": "Granularity: larger = more detail / variation per step."}),
             "retake_variance": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": (
@@ -265,7 +264,7 @@ class AceStepV1FlowEdit:
             "target_conditioning": (CONDITIONING, {"tooltip": "Tags + lyrics the edited song should have."}),
             "latent": (LATENT, {"tooltip": "Latent of the source song (from Audio To Latent or a sampler)."}),
             **_common_inputs(),
-            "scheduler": (["euler", "pingpong"], {"default": "euler", "tooltip": "Sampler of the edit."}),
+            "scheduler": (list(EDIT_SCHEDULERS), {"default": "euler", "tooltip": "Sampler of the edit."}),
             "edit_n_min": ("FLOAT", {"default": 0.0, **unit, "tooltip": "Fraction of the steps where editing starts."}),
             "edit_n_max": ("FLOAT", {"default": 1.0, **unit, "tooltip": "Fraction of the steps where editing stops."}),
             "edit_n_avg": ("INT", {"default": 1, "min": 1, "max": 16,
@@ -279,8 +278,6 @@ class AceStepV1FlowEdit:
              steps: int, guidance_scale: float, scheduler: str, edit_n_min: float, edit_n_max: float,
              edit_n_avg: int, seeds: str = "", acceleration: str = DEFAULT_ACCELERATION,
              unique_id: str | None = None) -> tuple[dict[str, Any]]:
-        from acestep_core.sampling.windows import frames_to_duration
-
         source = _check_conditioning(source_conditioning, "source_conditioning")
         target = _check_conditioning(target_conditioning, "target_conditioning")
         samples = read_latent(latent)

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from acestep_core.timing import MAX_DURATION_S
+
 PREFIX = "AceStepV1"
 DISPLAY_PREFIX = "ACE-Step v1"
 CATEGORY = "audio/ACE-Step"
@@ -25,4 +27,4 @@ LATENT_CHANNELS = 8
 LATENT_HEIGHT = 16
 TASK_KEY = "acestep_task"
 PARAMS_KEY = "acestep_params"
-MAX_SECONDS = 240.0
+MAX_SECONDS = MAX_DURATION_S  # the model's window; longer songs are made with Extend

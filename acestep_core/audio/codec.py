@@ -37,7 +37,7 @@ from ..config import CodecConfig
 from ..dcae import MusicDCAE
 from ..errors import AceStepInputError, check_latent_shape
 from ..vocoder.model import Vocoder
-from .mel import sinc_resample
+from .mel import resampled_length, sinc_resample
 
 DEFAULT_CODEC_CONFIG = CodecConfig()
 
@@ -49,8 +49,14 @@ AUTO_OVERLAP_MIN_SECONDS = 48.0
 
 def latent_frames_for_duration(duration_s: float, codec_cfg: CodecConfig = DEFAULT_CODEC_CONFIG) -> int:
     """Latent frames for a requested duration: ``int(seconds·44100/512/8)`` (floor; 10 s -> 107)."""
-    hop = codec_cfg.samples_per_latent_frame // codec_cfg.time_compression
-    return int(duration_s * codec_cfg.sample_rate / hop / codec_cfg.time_compression)
+    return codec_cfg.seconds_to_frames(duration_s)
+
+
+def encoded_latent_frames(num_samples: int, sample_rate: int, codec_cfg: CodecConfig = DEFAULT_CODEC_CONFIG) -> int:
+    """Frames :meth:`AudioCodec.encode` returns for ``num_samples`` at ``sample_rate`` (resampled to 44.1 kHz,
+    padded to a whole frame): ``ceil(N' / 4096)``."""
+    resampled = resampled_length(num_samples, sample_rate, codec_cfg.sample_rate)
+    return -(-resampled // codec_cfg.samples_per_latent_frame)
 
 
 def latent_frames_for_samples(num_samples: int, sample_rate: int, codec_cfg: CodecConfig = DEFAULT_CODEC_CONFIG) -> int:

@@ -32,10 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import AceStepInputError, CheckpointError
-from .plan import CHOICES, ERG_FLAGS, KNOBS, TASKS, UsageError, plan_run
-from .plan import LATENT_RATE_HZ as LATENT_RATE_HZ  # re-exported: the public names of the pre-split module
-from .plan import MAX_DURATION_S as MAX_DURATION_S
-from .plan import SRC_AUDIO_TASKS as SRC_AUDIO_TASKS
+from ..sampling.choices import TASKS
+from .plan import CHOICES, ERG_FLAGS, KNOBS, UsageError, plan_run
 from .plan import RunPlan as RunPlan
 from .plan import resolve_device as resolve_device
 from .plan import resolve_dtype as resolve_dtype

@@ -22,16 +22,15 @@ import torch
 from ..audio.files import AudioInfo, format_from_path, output_paths, probe_audio
 from ..errors import AceStepInputError
 from ..runtime.accel import Acceleration
+from ..sampling.choices import CFG_TYPES, SCHEDULERS
+from ..sampling.choices import SOURCE_TASKS as SRC_AUDIO_TASKS
+from ..timing import MAX_DURATION_S
 from .params_io import LORA_NONE, ParamsFile, parse_int_list, read_params_file
 
 logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name
 
 __all__ = ["LoraRequest", "RunPlan", "UsageError", "plan_run", "resolve_device", "resolve_dtype"]
 
-TASKS = ("text2music", "retake", "repaint", "extend", "edit", "audio2audio")
-SRC_AUDIO_TASKS = ("repaint", "extend", "edit")  # upstream asserts src_audio_path only for these
-MAX_DURATION_S = 240.0  # upstream's longest generation
-LATENT_RATE_HZ = 44100 / 4096  # latent frames per second (44.1 kHz, 512-sample hop, 8x time compression)
 
 # (flag, GenerationParams field, type, help) for the sampler / guidance knobs, upstream names in kebab-case.
 KNOBS: tuple[tuple[str, str, Any, str], ...] = (
@@ -55,7 +54,7 @@ KNOBS: tuple[tuple[str, str, Any, str], ...] = (
     ("--ref-audio-strength", "ref_audio_strength", float, "audio2audio: reference strength 0..1 (default 0.5)"),
     ("--batch-size", "batch_size", int, "songs generated at once (default 1)"),
 )
-CHOICES = {"scheduler_type": ("euler", "heun", "pingpong"), "cfg_type": ("apg", "cfg", "cfg_star")}
+CHOICES = {"scheduler_type": SCHEDULERS, "cfg_type": CFG_TYPES}
 ERG_FLAGS = ("use_erg_tag", "use_erg_lyric", "use_erg_diffusion")
 
 
@@ -96,7 +95,7 @@ class RunPlan:
     loras: tuple[LoraRequest, ...] = ()
     low_vram: bool = False  # explicit offload (acestep_core.runtime.offload); only on an accelerator
     fp8: bool = False  # transformer DiT weights stored in float8 (acestep_core.runtime.quant)
-    acceleration: Acceleration = field(default_factory=Acceleration)  # how denoiser passes run (acestep_core.runtime.accel)
+    acceleration: Acceleration = field(default_factory=Acceleration)  # how denoiser passes run (runtime.accel)
 
 
 def _read_text_arg(value: str | None, what: str) -> str | None:
@@ -201,22 +200,15 @@ def _extend_window(fields: dict[str, Any], src: AudioInfo, left_s: float, right_
     ``duration + right`` therefore loses the left length on the right); the end is placed half a frame past
     the wanted frame so truncation to frames gives exactly ``int(right_s * 10.77)`` new frames on the right.
     """
-    from ..sampling.schedule import seconds_to_frames
+    from ..audio.codec import encoded_latent_frames
+    from ..sampling.windows import extend_window_for_frames
 
-    if left_s < 0 or right_s < 0 or left_s + right_s <= 0:
-        raise UsageError(f"--extend-left/--extend-right must be >= 0 seconds and not both 0, got {left_s}, {right_s}")
-    src_frames = math.ceil(math.ceil(src.frames * LATENT_RATE_HZ * 4096 / src.sample_rate) / 4096)  # encoded length
-    left, right = seconds_to_frames(left_s), seconds_to_frames(right_s)
-    if left > src_frames or right > src_frames:
-        raise UsageError(f"extend: one run adds at most the source length per side ({src.duration_s:.2f} s), got "
-                         f"--extend-left {left_s} s, --extend-right {right_s} s; extend in several runs")
-    if left_s > 0 and left == 0 or right_s > 0 and right == 0:
-        raise UsageError(f"extend: {left_s} / {right_s} s is less than one latent frame (0.093 s)")
-    fields["repaint_start"] = -left_s
-    if right > 0:
-        fields["repaint_end"] = (left + src_frames + right + 0.5) / LATENT_RATE_HZ
-    else:
-        fields["repaint_end"] = src.duration_s
+    src_frames = encoded_latent_frames(src.frames, src.sample_rate)
+    try:
+        start, end = extend_window_for_frames(src_frames, left_s, right_s, names=("--extend-left", "--extend-right"))
+    except AceStepInputError as error:
+        raise UsageError(str(error)) from error
+    fields["repaint_start"], fields["repaint_end"] = start, end
     fields.setdefault("retake_variance", 1.0)  # upstream UI: extend always regenerates from pure noise
 
 

@@ -151,7 +151,7 @@ def _apply_loras(model: Any, plan: RunPlan) -> tuple[Any, str, float]:
 
 
 def _encoders(model: Any, plan: RunPlan) -> tuple[Any, Any]:
-    """``encode_prompt`` / ``encode_lyrics`` for :func:`acestep_core.sampling.pipeline.generate`: text -> ``(ids, mask)``."""
+    """``encode_prompt`` / ``encode_lyrics`` for :func:`~acestep_core.sampling.pipeline.generate`: text -> ids, mask."""
     from ..text.prompt_tokenizer import PromptTokenizer
 
     if model.tokenizer is None:

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
 from ..runtime.accel import Denoiser
 from ..transformer import ERG_TEMPERATURE
+from .choices import CfgType
 from .conditions import ConditionSet
 from .guidance import MomentumBuffer, apg, cfg, cfg_double, cfg_star, guidance_scale_at
 from .schedule import Schedule
 from .schedulers import Stepper
-
-CfgType = Literal["apg", "cfg", "cfg_star"]
-CFG_TYPES: tuple[CfgType, ...] = ("apg", "cfg", "cfg_star")
 
 
 class GenerationInterrupted(RuntimeError):  # noqa: N818 - public name fixed by the pipeline contract

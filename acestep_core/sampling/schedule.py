@@ -19,12 +19,11 @@ is identical without importing numpy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
-SchedulerName = Literal["euler", "heun", "pingpong"]
-SCHEDULERS: tuple[SchedulerName, ...] = ("euler", "heun", "pingpong")
+from .choices import SchedulerName
+
 SHIFT = 3.0  # upstream FlowMatch*Scheduler(shift=3.0)
 NUM_TRAIN_TIMESTEPS = 1000  # upstream num_train_timesteps
 
@@ -149,6 +148,3 @@ def guidance_window(num_inference_steps: int, guidance_interval: float) -> tuple
     return start, end
 
 
-def seconds_to_frames(seconds: float) -> int:
-    """Latent frames for a time in seconds, truncated toward zero as upstream (``int(s * 44100 / 512 / 8)``)."""
-    return int(seconds * 44100 / 512 / 8)

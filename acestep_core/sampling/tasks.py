@@ -21,11 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import AceStepInputError
+from ..timing import LATENT_FRAME_RATE_HZ, MAX_DURATION_S, MAX_FRAMES, seconds_to_frames
 from .loop import RepaintPlan
-from .schedule import seconds_to_frames
-
-MAX_FRAMES = seconds_to_frames(240)  # 2583: upstream's longest generation window
-FRAMES_PER_SECOND = 44100 / 512 / 8  # latent frames per second (10.77)
 
 
 @dataclass(frozen=True)
@@ -73,16 +70,16 @@ def check_extend(src_frames: int, start_frame: int, end_frame: int) -> tuple[int
         raise AceStepInputError(
             f"extend: repaint_end is frame {end_frame}, inside the left-extended audio ({left} new frames + "
             f"{src_frames} source frames = {padded}). With a left extension, repaint_end counts from the new "
-            f"start (upstream convention): use repaint_end >= {padded / FRAMES_PER_SECOND:.3f} s to also extend on the "
-            f"right, or repaint_end <= the source duration to extend only on the left")
+            f"start (upstream convention): use repaint_end >= {padded / LATENT_FRAME_RATE_HZ:.3f} s to also extend "
+            f"on the right, or repaint_end <= the source duration to extend only on the left")
     if left > src_frames or right > src_frames:
         raise AceStepInputError(
             f"extend: one call can add at most the source length on each side ({src_frames} frames = "
-            f"{src_frames / FRAMES_PER_SECOND:.2f} s); got left {left} and right {right} frames. "
+            f"{src_frames / LATENT_FRAME_RATE_HZ:.2f} s); got left {left} and right {right} frames. "
             "Extend in several calls")
     if left > 0 and right > 0 and padded + right > MAX_FRAMES:
         raise AceStepInputError(
-            f"extend: extending both sides beyond 240 s ({padded + right} frames > {MAX_FRAMES}) is not "
+            f"extend: extending both sides beyond {MAX_DURATION_S:g} s ({padded + right} frames > {MAX_FRAMES}) is not "
             "supported; extend one side per call")
     return left, right
 

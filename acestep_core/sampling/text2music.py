@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import AceStepInputError
 from ..runtime.accel import Acceleration, Denoiser
+from ..timing import seconds_to_frames
 from .conditions import LyricTokens, PromptStates, build_conditions
 from .guidance import uses_double_condition, uses_guidance
 from .loop import GuidanceConfig, GuidedVelocity, Progress, RepaintPlan, count_steps, run_loop
@@ -25,10 +26,12 @@ from .schedule import (
     flow_schedule,
     guidance_window,
     oss_schedule,
-    seconds_to_frames,
 )
 from .schedulers import make_stepper
 from .tasks import ExtendPlan, audio2audio_start, extend_plan, repaint_frames, repaint_plan, retake_mix
+
+if TYPE_CHECKING:
+    from .params import GenerationParams
 
 RETAKE_TASKS = ("retake", "repaint", "extend")
 
@@ -40,7 +43,7 @@ class Text2MusicInputs:
     task: str
     batch_size: int
     frames: int
-    params: Any  # GenerationParams
+    params: GenerationParams
     oss_steps: list[int]
     src_latents: torch.Tensor | None = None
     ref_latents: torch.Tensor | None = None
@@ -76,7 +79,7 @@ def _retake_start(inputs: Text2MusicInputs, noise: torch.Tensor, retake_noise: t
     return noise, plan, None
 
 
-def guidance_config(params: Any, schedule: Schedule) -> GuidanceConfig:
+def guidance_config(params: GenerationParams, schedule: Schedule) -> GuidanceConfig:
     """Guidance settings of a text2music-style loop."""
     return GuidanceConfig(
         guidance_scale=params.guidance_scale, cfg_type=params.cfg_type,

@@ -7,19 +7,19 @@ in :mod:`acestep_core.sampling.pipeline`.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import AceStepInputError, check_latent_shape
-from .loop import CFG_TYPES
+from ..timing import MAX_DURATION_S, seconds_to_frames
+from .choices import CFG_TYPES, SCHEDULERS, SOURCE_TASKS, TASKS
 from .noise import parse_seeds
-from .schedule import SCHEDULERS, parse_oss_steps, seconds_to_frames
+from .schedule import parse_oss_steps
 from .tasks import check_extend
 
-TASKS = ("text2music", "retake", "repaint", "extend", "edit", "audio2audio")
-SOURCE_TASKS = ("repaint", "extend", "edit")
-MAX_DURATION_S = 240.0  # upstream's longest generation window (2583 latent frames)
+if TYPE_CHECKING:
+    from .params import GenerationParams
 
 
 def _number(name: str, value: Any) -> float:
@@ -56,7 +56,7 @@ def _check_seeds(name: str, seeds: Any, batch_size: int) -> None:
                                 "batch item, or a single int for all items")
 
 
-def _check_names(p: Any) -> None:
+def _check_names(p: GenerationParams) -> None:
     if p.scheduler_type not in SCHEDULERS:
         raise AceStepInputError(f"scheduler_type: unknown {p.scheduler_type!r}; choose one of {list(SCHEDULERS)}")
     if p.cfg_type not in CFG_TYPES:
@@ -70,7 +70,7 @@ def _check_names(p: Any) -> None:
             raise AceStepInputError(f"{name}: expected a string or None, got {type(getattr(p, name)).__name__}")
 
 
-def _check_duration(p: Any) -> None:
+def _check_duration(p: GenerationParams) -> None:
     duration = _number("audio_duration", p.audio_duration)
     if duration <= 0:
         raise AceStepInputError(f"audio_duration: {duration} s; pass a length in seconds in (0, 240] "
@@ -82,7 +82,7 @@ def _check_duration(p: Any) -> None:
         raise AceStepInputError(f"audio_duration: {duration} s is shorter than one latent frame (0.093 s)")
 
 
-def _check_oss(p: Any) -> None:
+def _check_oss(p: GenerationParams) -> None:
     try:
         oss = parse_oss_steps(p.oss_steps)
     except (TypeError, ValueError) as err:
@@ -95,7 +95,7 @@ def _check_oss(p: Any) -> None:
                                 "schedule); use 'euler' or 'pingpong', or clear oss_steps")
 
 
-def _check_windows(p: Any) -> None:
+def _check_windows(p: GenerationParams) -> None:
     start, end = _number("repaint_start", p.repaint_start), _number("repaint_end", p.repaint_end)
     if p.task == "repaint" and not 0 <= start < end:
         raise AceStepInputError(f"repaint window [{start}, {end}] s: expected 0 <= repaint_start < repaint_end "
@@ -111,7 +111,7 @@ def _check_windows(p: Any) -> None:
         _int_at_least("edit_n_avg", p.edit_n_avg, 1, "noise draws averaged per edit step")
 
 
-def validate_params(p: Any) -> None:
+def validate_params(p: GenerationParams) -> None:
     """Raise :class:`AceStepInputError` for the first bad value of a ``GenerationParams``."""
     _check_names(p)
     _check_duration(p)
@@ -133,7 +133,7 @@ def validate_params(p: Any) -> None:
     _check_windows(p)
 
 
-def _steps_that_run(p: Any) -> tuple[int, int]:
+def _steps_that_run(p: GenerationParams) -> tuple[int, int]:
     """(n_min, loop length) of a repaint / extend loop."""
     oss = parse_oss_steps(p.oss_steps)
     base = max(oss) if oss else p.infer_step
@@ -141,7 +141,7 @@ def _steps_that_run(p: Any) -> tuple[int, int]:
     return int(base * (1 - p.retake_variance)), length
 
 
-def _check_source_window(p: Any, task: str, src_frames: int) -> None:
+def _check_source_window(p: GenerationParams, task: str, src_frames: int) -> None:
     start_frame, end_frame = seconds_to_frames(p.repaint_start), seconds_to_frames(p.repaint_end)
     if task == "repaint":
         if end_frame > src_frames:
@@ -162,7 +162,7 @@ def _check_source_window(p: Any, task: str, src_frames: int) -> None:
                                 f"(first step {n_min} of {length}); use a larger retake_variance")
 
 
-def check_tensors(p: Any, task: str, src: torch.Tensor | None, ref: torch.Tensor | None) -> None:
+def check_tensors(p: GenerationParams, task: str, src: torch.Tensor | None, ref: torch.Tensor | None) -> None:
     """Which latents each task needs, and the repaint / extend windows against the source length."""
     if task in SOURCE_TASKS and src is None:
         raise AceStepInputError(f"task '{task}' needs src_latents (encode the source audio with AudioCodec.encode)")

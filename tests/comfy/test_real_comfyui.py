@@ -18,19 +18,20 @@ from typing import Any
 
 import pytest
 
+from acestep_core.config import CodecConfig
 from nodes import NODE_CLASS_MAPPINGS
 from tests.comfy.comfy_server import LORA_FOLDER_NAME, TINY_CHECKPOINT_NAME, ComfyServer
-from tests.comfy.conftest import SOURCE_AUDIO_NAME, SOURCE_SECONDS
+from tests.comfy.conftest import SOURCE_AUDIO_NAME, SOURCE_RATE, SOURCE_SECONDS
 from tests.workflows.ui_to_api import NON_BACKEND_NODES, convert, schema_from_object_info
 
 pytestmark = pytest.mark.comfy
+
+CODEC = CodecConfig()
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
 API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
-LATENT_RATE_HZ = 44100 / 4096  # latent frames per second
-SAMPLES_PER_FRAME = 4096  # at 44.1 kHz
 TINY_CHOICE = f"ace_step/{TINY_CHECKPOINT_NAME}"
 LORA_CHOICE = f"{LORA_FOLDER_NAME}/pytorch_lora_weights.safetensors"  # workflows/lora.json's lora_name
 # Shortened settings for CPU runs of the tiny model (the workflows carry the original app's defaults).
@@ -57,7 +58,8 @@ def shorten(prompt: dict[str, Any]) -> dict[str, Any]:
 
 def expected_frames(prompt: dict[str, Any], node_id: str) -> tuple[int, int]:
     """``(latent frames, batch)`` that reach ``node_id``, traced through the graph from its sources."""
-    from acestep_core.audio.codec import latent_frames_for_duration
+    from acestep_core.audio.codec import encoded_latent_frames, latent_frames_for_duration
+    from acestep_core.timing import seconds_to_frames
 
     node = prompt[node_id]
     kind, inputs = node["class_type"], node["inputs"]
@@ -65,11 +67,11 @@ def expected_frames(prompt: dict[str, Any], node_id: str) -> tuple[int, int]:
         return latent_frames_for_duration(inputs["seconds"]), int(inputs["batch_size"])
     if kind == "AceStepV1AudioToLatent":
         # The codec encodes the padded tail too: ceil(N / 4096) frames at 44.1 kHz (like upstream).
-        return math.ceil(SOURCE_SECONDS * 44100 / SAMPLES_PER_FRAME), 1
+        return encoded_latent_frames(int(SOURCE_SECONDS * SOURCE_RATE), SOURCE_RATE), 1
     upstream = next(v for k, v in inputs.items() if k in ("latent", "audio"))
     frames, batch = expected_frames(prompt, upstream[0])
     if kind == "AceStepV1ExtendLatent":
-        frames += int(inputs["left_s"] * LATENT_RATE_HZ) + int(inputs["right_s"] * LATENT_RATE_HZ)
+        frames += seconds_to_frames(inputs["left_s"]) + seconds_to_frames(inputs["right_s"])
     return frames, batch
 
 
@@ -137,7 +139,7 @@ def test_api_workflow_runs_and_outputs_decode(comfy_server: ComfyServer, api_fil
         for ref in files:
             data = comfy_server.view(ref["filename"], ref.get("subfolder", ""), ref.get("type", "output"))
             samples, sample_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-            expected = math.ceil(SAMPLES_PER_FRAME * frames * rate / 44100)
+            expected = math.ceil(CODEC.samples_per_latent_frame * frames * rate / CODEC.sample_rate)
             assert sample_rate == rate, f"{ref}: {sample_rate} Hz, expected {rate}"
             assert samples.shape[1] == 2, f"{ref}: {samples.shape[1]} channels, expected stereo"
             assert abs(samples.shape[0] - expected) <= 0.005 * rate, (

@@ -14,8 +14,8 @@ from torch import nn
 from acestep_core import AceStepInputError
 from acestep_core.runtime.accel import Acceleration
 from acestep_core.sampling.pipeline import GenerationInterrupted, GenerationParams, StepInfo, generate
-from acestep_core.sampling.schedule import seconds_to_frames
 from acestep_core.sampling.tasks import MAX_FRAMES
+from acestep_core.timing import seconds_to_frames
 
 BASE = GenerationParams(prompt="pop", lyrics="[verse]\nla", audio_duration=2.0, infer_step=4, guidance_scale=4.0,
                         cfg_type="cfg", manual_seeds=[1], retake_seeds=[2], guidance_interval=1.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from acestep_core.sampling.choices import SCHEDULERS
 from acestep_core.sampling.schedule import (
     audio2audio_schedule,
     flow_schedule,
@@ -13,13 +14,11 @@ from acestep_core.sampling.schedule import (
     np_linspace,
     oss_schedule,
     parse_oss_steps,
-    seconds_to_frames,
     sigma_range,
     training_sigmas,
 )
+from acestep_core.timing import seconds_to_frames
 from tests.parity import assert_golden, load_golden
-
-SCHEDULERS = ("euler", "heun", "pingpong")
 
 
 @pytest.fixture(scope="module")
