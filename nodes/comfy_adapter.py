@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 ACE_STEP_FOLDER = "ace_step"
 CHECKPOINTS_FOLDER = "checkpoints"
 STANDALONE_ENV = "ACESTEP_NODES_STANDALONE"
-MODELS_DIR_ENV = "ACESTEP_MODELS_DIR"
 LORAS_FOLDER = "loras"
 LORA_STATE_ATTR = "_acestep_merged_loras"  # standalone: (LoraSpecs, LoraMerge) merged into a shared module
 OUTPUT_DIR_ENV = "ACESTEP_OUTPUT_DIR"
@@ -294,7 +293,9 @@ def raise_interrupted(cause: BaseException) -> None:
 
 # ------------------------------------------------------------------------------------------------ folders
 def _standalone_models_dir() -> Path:
-    return Path(os.environ.get(MODELS_DIR_ENV) or "~/.cache/acestep/models").expanduser()
+    from acestep_core.hub import models_dir
+
+    return models_dir()
 
 
 @cache

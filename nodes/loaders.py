@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 DOWNLOAD_CHOICE = "download: ACE-Step/ACE-Step-v1-3.5B"
 FOLDER_PREFIX = "ace_step/"
+OFFLINE_HINT = ("put the ACE-Step-v1-3.5B folder into ComfyUI/models/ace_step/ (or ComfyUI's single file into "
+                "models/checkpoints/) and pick it in the loader's ckpt_name")
 DTYPE_CHOICES = ["auto", "bf16", "fp16", "fp32"]
 SINGLE_FILE_SENTINEL = "model.diffusion_model.genre_embedder.weight"
 _header_cache: dict[tuple[str, float, int], bool] = {}
@@ -123,11 +125,11 @@ def _ui_progress_tqdm() -> type:
 def resolve_checkpoint(name: str) -> Path:
     """A choice -> the path to load (downloads for the download choice); clear error when it is missing."""
     if name == DOWNLOAD_CHOICE:
-        from acestep_core.cli.run import download_checkpoint
+        from acestep_core.hub import download_checkpoint
 
         target = adapter.model_folders(adapter.ACE_STEP_FOLDER)[0]
         logger.info("ACE-Step: fetching ACE-Step/ACE-Step-v1-3.5B into %s (resumable)", target)
-        return download_checkpoint(target, tqdm_class=_ui_progress_tqdm())
+        return download_checkpoint(target, tqdm_class=_ui_progress_tqdm(), offline_hint=OFFLINE_HINT)
     if name.startswith(FOLDER_PREFIX):
         for root in adapter.model_folders(adapter.ACE_STEP_FOLDER):
             if (root / name[len(FOLDER_PREFIX):]).is_dir():

@@ -32,15 +32,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import AceStepInputError, CheckpointError
+from ..hub import CHECKPOINT_DIR_ENV, CHECKPOINT_REPO_ID
 from ..sampling.choices import TASKS
 from .plan import CHOICES, ERG_FLAGS, KNOBS, UsageError, plan_run
 from .plan import RunPlan as RunPlan
 from .plan import resolve_device as resolve_device
 from .plan import resolve_dtype as resolve_dtype
-from .run import DEFAULT_CHECKPOINT_CACHE, HF_REPO_ID, execute
 from .run import DEFAULT_SAMPLE_RATE as DEFAULT_SAMPLE_RATE
-from .run import default_checkpoint_dir as default_checkpoint_dir
-from .run import download_checkpoint as download_checkpoint
+from .run import execute
 
 __all__ = ["TASKS", "UsageError", "build_parser", "main"]
 
@@ -90,8 +89,8 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
                            default=None, help="entropy-rectifying guidance switch (default on)")
     run = gen.add_argument_group("model and output")
     run.add_argument("--checkpoint", type=Path, metavar="PATH",
-                     help=f"ACE-Step-v1-3.5B folder or ComfyUI single file (default: download {HF_REPO_ID} "
-                          f"into $ACESTEP_CHECKPOINT_DIR or {DEFAULT_CHECKPOINT_CACHE})")
+                     help=f"ACE-Step-v1-3.5B folder or ComfyUI single file (default: download {CHECKPOINT_REPO_ID}, "
+                          f"about 8.3 GB, once, into ${CHECKPOINT_DIR_ENV} or ~/.cache/acestep/checkpoints)")
     run.add_argument("--lora", dest="loras", action="append", default=[], metavar="PATH[:STRENGTH]",
                      help="apply a LoRA (official folder with pytorch_lora_weights.safetensors + adapter_config.json, "
                           "or a .safetensors file, PEFT or ComfyUI layout); STRENGTH 1.0 (default) = as trained "

@@ -9,7 +9,6 @@ sidecars (+ optional latents). Progress goes to stderr; nothing here validates u
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,46 +18,16 @@ import torch
 
 from ..audio.files import AudioInfo
 from ..errors import AceStepInputError, CheckpointError
+from ..hub import checkpoint_cache_dir, download_checkpoint, snapshot
 from .params_io import LORA_NONE
 from .plan import LoraRequest, RunPlan
 
 logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name
 
-__all__ = ["default_checkpoint_dir", "download_checkpoint", "execute"]
+__all__ = ["execute"]
 
-HF_REPO_ID = "ACE-Step/ACE-Step-v1-3.5B"
-DEFAULT_CHECKPOINT_CACHE = "~/.cache/acestep/checkpoints"  # override: ACESTEP_CHECKPOINT_DIR
 DEFAULT_SAMPLE_RATE = 48000  # upstream latents2audio
-
-
-def default_checkpoint_dir() -> Path:
-    """Where the default checkpoint is downloaded: ``$ACESTEP_CHECKPOINT_DIR`` or ``~/.cache/acestep/checkpoints``."""
-    return Path(os.environ.get("ACESTEP_CHECKPOINT_DIR") or DEFAULT_CHECKPOINT_CACHE).expanduser()
-
-
-def download_checkpoint(cache_dir: Path | None = None, *, tqdm_class: Any = None) -> Path:
-    """``ACE-Step/ACE-Step-v1-3.5B`` from the Hugging Face Hub (cached, resumable).
-
-    huggingface_hub shows its progress bars on stderr; ``tqdm_class`` (a ``tqdm`` subclass) also receives the
-    files-done progress, e.g. to drive ComfyUI's progress bar.
-    """
-    cache_dir = cache_dir or default_checkpoint_dir()
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as e:
-        raise CheckpointError("downloading the checkpoint needs huggingface_hub (pip install huggingface_hub), "
-                              "or pass --checkpoint PATH") from e
-    try:  # a complete cached copy needs no network (upstream asks the Hub on every run)
-        return Path(snapshot_download(HF_REPO_ID, cache_dir=str(cache_dir), local_files_only=True))
-    except Exception:  # noqa: BLE001 - any miss means "not cached yet"
-        pass
-    logger.info("downloading %s (~8.3 GB) into %s", HF_REPO_ID, cache_dir)
-    try:
-        extra = {} if tqdm_class is None else {"tqdm_class": tqdm_class}
-        return Path(snapshot_download(HF_REPO_ID, cache_dir=str(cache_dir), **extra))
-    except Exception as e:  # noqa: BLE001 - offline, proxy, auth, disk: all end in the same advice
-        raise CheckpointError(f"could not download {HF_REPO_ID} into {cache_dir} ({type(e).__name__}: {e}); "
-                              "check the network, or pass --checkpoint PATH to a downloaded copy") from e
+OFFLINE_HINT = "pass --checkpoint PATH to a downloaded copy of the model"
 
 
 def _progress(quiet: bool) -> Any:
@@ -98,7 +67,8 @@ def _load(plan: RunPlan) -> Any:
     """The checkpoint on ``plan.device``, or in CPU memory with ``--low-vram`` (stages move what they need)."""
     from ..loading.loader import load_checkpoint
 
-    path = plan.checkpoint.expanduser() if plan.checkpoint is not None else download_checkpoint()
+    path = (plan.checkpoint.expanduser() if plan.checkpoint is not None
+            else download_checkpoint(offline_hint=OFFLINE_HINT))
     device = torch.device("cpu") if plan.low_vram else plan.device
     started = time.perf_counter()
     model = load_checkpoint(path, device=device, dtype=plan.dtype)
@@ -110,22 +80,8 @@ def _lora_path(request: LoraRequest) -> Path:
     """Local path of a planned LoRA; a Hub repo id is fetched like the original app (cached, then downloaded)."""
     if request.path is not None:
         return request.path
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as e:
-        raise CheckpointError(f"LoRA {request.repo}: downloading needs huggingface_hub (pip install "
-                              "huggingface_hub), or give a local LoRA folder") from e
-    cache_dir = str(default_checkpoint_dir())
-    try:
-        return Path(snapshot_download(request.repo, cache_dir=cache_dir, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any miss means "not cached yet"
-        pass
-    logger.info("downloading LoRA %s into %s", request.repo, cache_dir)
-    try:
-        return Path(snapshot_download(request.repo, cache_dir=cache_dir))
-    except Exception as e:  # noqa: BLE001 - offline, proxy, auth, disk: all end in the same advice
-        raise CheckpointError(f"could not download the LoRA {request.repo} ({type(e).__name__}: {e}); check the "
-                              "network, or give a local LoRA folder") from e
+    return snapshot(request.repo, checkpoint_cache_dir(), what=f"the LoRA {request.repo}",
+                    offline_hint="give the path of a downloaded LoRA folder to --lora")
 
 
 def _apply_loras(model: Any, plan: RunPlan) -> tuple[Any, str, float]:

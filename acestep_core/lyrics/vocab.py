@@ -78,8 +78,9 @@ class LyricVocabNotFoundError(LyricVocabError):
 
 def default_cache_path() -> Path:
     """Where a downloaded vocabulary is kept: ``$ACESTEP_CACHE_DIR`` or ``~/.cache/acestep``."""
-    root = os.environ.get("ACESTEP_CACHE_DIR") or Path.home() / ".cache" / "acestep"
-    return Path(root) / "lyrics_vocab.json"
+    from ..hub import cache_root
+
+    return cache_root() / "lyrics_vocab.json"
 
 
 def _check_document(doc: object, source: str) -> None:

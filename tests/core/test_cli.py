@@ -14,8 +14,10 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
+from acestep_core import hub
 from acestep_core.audio.files import read_embedded_params
 from acestep_core.cli import commands as cli
+from acestep_core.cli import run as cli_run
 from tests.core.test_params_io import default_example, full_writer_example
 from tests.parity import PARITY_DIR, REPO_ROOT, TINY_CHECKPOINT, require_parity
 
@@ -307,7 +309,7 @@ def _forbid_model_loading(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the model must not be loaded for bad input")
 
     monkeypatch.setattr("acestep_core.loading.loader.load_checkpoint", fail)
-    monkeypatch.setattr("acestep_core.cli.run.download_checkpoint", fail)  # cli re-exports it
+    monkeypatch.setattr("acestep_core.cli.run.download_checkpoint", fail)
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -447,9 +449,10 @@ def test_default_checkpoint_download_offline_is_a_clear_error(tmp_path, monkeypa
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     monkeypatch.setenv("ACESTEP_CHECKPOINT_DIR", str(tmp_path / "ckpt"))
-    assert cli.default_checkpoint_dir() == tmp_path / "ckpt"
-    with pytest.raises(cli.CheckpointError, match=r"could not download ACE-Step/ACE-Step-v1-3.5B .*--checkpoint PATH"):
-        cli.download_checkpoint()
+    assert hub.checkpoint_cache_dir() == tmp_path / "ckpt"
+    expected = r"could not download the ACE-Step v1 checkpoint \(ACE-Step/ACE-Step-v1-3.5B\) .*--checkpoint PATH"
+    with pytest.raises(cli.CheckpointError, match=expected):
+        hub.download_checkpoint(offline_hint=cli_run.OFFLINE_HINT)
     assert [c[0] for c in calls] == ["ACE-Step/ACE-Step-v1-3.5B"] * 2
     assert calls[0][1]["local_files_only"] is True and calls[1][1]["cache_dir"] == str(tmp_path / "ckpt")
 

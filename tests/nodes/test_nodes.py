@@ -142,7 +142,7 @@ def test_single_files_are_filtered_by_header(models_dir: Path) -> None:
 
 
 def test_download_choice_fetches_only_when_run(models_dir: Path, monkeypatch) -> None:
-    import acestep_core.cli.run as cli_run
+    import acestep_core.hub as hub
     from nodes.loaders import resolve_checkpoint
 
     calls, updates = [], []
@@ -156,14 +156,15 @@ def test_download_choice_fetches_only_when_run(models_dir: Path, monkeypatch) ->
 
     monkeypatch.setattr("nodes.loaders.adapter.ProgressBar", RecordingBar)
 
-    def fake_download(target: Path, *, tqdm_class: type) -> Path:
+    def fake_download(target: Path, *, tqdm_class: type, offline_hint: str) -> Path:
+        assert "models/ace_step" in offline_hint
         calls.append(target)
         with tqdm_class(total=4, file=io.StringIO()) as bar:  # huggingface_hub drives it once per file
             for _ in range(4):
                 bar.update(1)
         return target / "snap"
 
-    monkeypatch.setattr(cli_run, "download_checkpoint", fake_download)
+    monkeypatch.setattr(hub, "download_checkpoint", fake_download)
     assert calls == []  # listing the choices downloads nothing
     assert resolve_checkpoint(DOWNLOAD_CHOICE) == models_dir / "ace_step" / "snap"
     assert calls == [models_dir / "ace_step"] and updates == [(1, 4), (2, 4), (3, 4), (4, 4)]
