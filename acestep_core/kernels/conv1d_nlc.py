@@ -13,24 +13,20 @@ reproduces the rounding points of the op sequence it replaces (each step rounds 
 
 so the fused path differs from the reference only by the summation order inside the convolution. The
 reference path (:func:`conv1d_nlc_reference`) is exactly that op sequence in plain PyTorch and runs off CUDA,
-for fp32, or with ``ACESTEP_NO_TRITON=1``.
+for fp32, or with ``ACESTEP_NO_TRITON=1`` (:mod:`.dispatch` decides).
 """
 
 from __future__ import annotations
 
 import functools
-import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from .glu_depthwise import triton_available
-
-LOG = logging.getLogger(__name__)
-_FAILED: list[str] = []  # set once a Triton launch failed in this process (then the reference path is used)
+from . import dispatch
+from .dispatch import CONV1D_NLC
 
 
 @dataclass(frozen=True)
@@ -67,20 +63,9 @@ def conv1d_nlc_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     return plain, (F.silu(r).contiguous() if epilogue.write_silu else None)
 
 
-MIN_CAPABILITY = (8, 0)  # bf16 tensor-core dots in Triton need Ampere or newer
-
-
-@functools.cache
-def _capable(device_index: int) -> bool:
-    return torch.cuda.get_device_capability(device_index) >= MIN_CAPABILITY
-
-
 def use_triton(x: torch.Tensor) -> bool:
-    """Whether :func:`conv1d_nlc` takes the Triton path for ``x``: a CUDA bf16/fp16 tensor on an Ampere or newer
-    GPU, Triton importable, ``ACESTEP_NO_TRITON`` unset, and no earlier Triton failure in this process."""
-    return (x.is_cuda and x.dtype in (torch.bfloat16, torch.float16) and not _FAILED
-            and os.environ.get("ACESTEP_NO_TRITON", "") in ("", "0") and triton_available()
-            and _capable(x.device.index if x.device.index is not None else torch.cuda.current_device()))
+    """Whether :func:`conv1d_nlc` takes the Triton path for ``x`` (the policy of :mod:`.dispatch`)."""
+    return dispatch.use_triton(CONV1D_NLC, x)
 
 
 def conv1d_nlc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dilation: int, epilogue: Epilogue,
@@ -93,16 +78,15 @@ def conv1d_nlc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dilati
     for name, t in (("residual", residual), ("acc", acc)):
         if t is not None and (tuple(t.shape) != expected or not t.is_contiguous()):
             raise ValueError(f"conv1d_nlc: {name} must be contiguous {list(expected)}, got {list(t.shape)}")
-    if use_triton(x):
-        w_kio = weight.permute(2, 1, 0).contiguous()  # [K, C_in, C_out]
-        try:
-            return _launch(x, w_kio, bias.contiguous(), dilation, epilogue, residual, acc)
-        except Exception as error:  # noqa: BLE001 - a Triton build/launch failure must not lose the user's decode
-            if isinstance(error, torch.OutOfMemoryError):
-                raise
-            _FAILED.append(repr(error))
-            LOG.warning("fused vocoder convolution unavailable (%s); using the plain PyTorch path from now on", error)
-    return conv1d_nlc_reference(x, weight, bias, dilation, epilogue, residual, acc)
+
+    def reference() -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return conv1d_nlc_reference(x, weight, bias, dilation, epilogue, residual, acc)
+
+    if not use_triton(x):
+        return reference()
+    w_kio = weight.permute(2, 1, 0).contiguous()  # [K, C_in, C_out]
+    return dispatch.run_fused(CONV1D_NLC, lambda: _launch(x, w_kio, bias.contiguous(), dilation, epilogue,
+                                                          residual, acc), reference)
 
 
 def _blocks(c_in: int, c_out: int) -> tuple[int, int, int, int, int]:

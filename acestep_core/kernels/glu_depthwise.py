@@ -15,11 +15,12 @@ of the activation dtype. Upstream ran this as four kernels over [B, 2H, T] tenso
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from .dispatch import GLU_DEPTHWISE, run_fused, use_triton
 
 BLOCK_T = 32
 BLOCK_C = 128
@@ -34,29 +35,13 @@ def silu_depthwise_glu_reference(u: torch.Tensor, weight: torch.Tensor, bias: to
     return torch.mul(value.transpose(1, 2), F.silu(gate).transpose(1, 2), out=out)
 
 
-@functools.cache
-def triton_available() -> bool:
-    """Whether Triton imports (checked once)."""
-    try:
-        import triton  # noqa: F401
-        import triton.language  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means "no Triton"
-        return False
-    return True
-
-
-def _use_triton(u: torch.Tensor, weight: torch.Tensor) -> bool:
-    return (u.is_cuda and weight.shape[-1] == 3 and u.dtype in (torch.bfloat16, torch.float16, torch.float32)
-            and os.environ.get("ACESTEP_NO_TRITON", "") in ("", "0") and triton_available())
-
-
 def silu_depthwise_glu(u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``u`` [B, T, 2H] -> [B, T, H]; fused Triton kernel on CUDA, the reference path elsewhere."""
-    if not _use_triton(u, weight):
+    """``u`` [B, T, 2H] -> [B, T, H]; the fused Triton kernel where :mod:`.dispatch` allows, else the reference."""
+    if weight.shape[-1] != 3 or not use_triton(GLU_DEPTHWISE, u):
         return silu_depthwise_glu_reference(u, weight, bias)
-    if bias is None:
-        bias = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
-    return _triton_op()(u.contiguous(), weight.contiguous(), bias.contiguous())
+    full_bias = bias if bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
+    return run_fused(GLU_DEPTHWISE, lambda: _triton_op()(u.contiguous(), weight.contiguous(), full_bias.contiguous()),
+                     lambda: silu_depthwise_glu_reference(u, weight, bias))
 
 
 @functools.cache

@@ -29,7 +29,7 @@ from ..config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerConfig, UMT5
 from ..errors import CheckpointError, CheckpointMismatchError
 from ..ops import DEFAULT_OPS, Ops
 from .checkpoint import checkpoint_shapes, load_strict, read_safetensors, read_safetensors_keys
-from .components import COMFY_IGNORED_KEYS, COMFY_SPIECE_KEY, COMPONENTS, COMPONENTS_BY_NAME, Component
+from .components import COMFY_IGNORED_KEYS, COMFY_SPIECE_KEY, COMPONENTS, COMPONENTS_BY_NAME, Component, detect
 
 logger = logging.getLogger(__name__)
 
@@ -168,12 +168,29 @@ def _split_single_file(path: Path) -> dict[str, str]:
         else:
             strangers.append(key)
     if strangers:
+        _refuse_component_file(path, strangers)
         raise CheckpointMismatchError(
             f"{path}: {len(strangers)} key(s) belong to no ACE-Step v1 component: {sorted(strangers)[:10]}. "
             "Expected ComfyUI's ace_step_v1_3.5b.safetensors (prefixes model.diffusion_model., vae.dcae., "
             "vae.vocoder., text_encoders.umt5base.transformer.); this looks like a checkpoint of another model."
         )
     return owners
+
+
+def _refuse_component_file(path: Path, keys: list[str]) -> None:
+    """Raise a helpful error when ``path`` is one component file of the official folder layout, given alone."""
+    try:
+        component = detect(keys, source=str(path))
+    except CheckpointError:
+        return  # not an ACE-Step component: the caller's generic error applies
+    root = path.parent.parent if path.parent.name == component.folder else None
+    fix = (f"pass the folder that holds it, {root}" if root is not None and (root / component.folder).is_dir()
+           else "pass the whole ACE-Step-v1-3.5B folder (with ace_step_transformer/, music_dcae_f8c8/, "
+                "music_vocoder/ and umt5-base/) or ComfyUI's all-in-one ace_step_v1_3.5b.safetensors")
+    raise CheckpointMismatchError(
+        f"{path}: this is the {component.name} alone ({component.folder}/{component.weights_file} of the official "
+        f"folder layout), not a whole checkpoint; the other components and its config.json are needed too: {fix}."
+    )
 
 
 def _load_single_file(path: Path, wanted: Collection[ComponentName], *, spec: ModelSpec, device: torch.device,

@@ -20,7 +20,7 @@ from acestep_core import (
     VocoderConfig,
     load_checkpoint,
 )
-from acestep_core.loading.components import COMFY_SPIECE_KEY, COMPONENTS
+from acestep_core.loading.components import COMFY_SPIECE_KEY, COMPONENTS, COMPONENTS_BY_NAME
 from tests.parity import PARITY_DIR, TINY_CHECKPOINT, require_parity
 
 TINY_SPEC = ModelSpec(name="tiny", transformer=TransformerConfig.tiny(), dcae=DCAEConfig.tiny(),
@@ -190,6 +190,25 @@ def test_checkpoint_of_another_model(tmp_path: Path) -> None:
     root = _copy_folder_with(tmp_path, "music_vocoder", {k: torch.zeros(3) for k in ("a.weight", "b.bias")})
     with pytest.raises(CheckpointMismatchError, match="does not look like an ACE-Step v1 vocoder"):
         load_checkpoint(root, components=["vocoder"])
+
+
+@pytest.mark.parametrize("component", ["ace_step_transformer", "music_dcae_f8c8", "music_vocoder"])
+def test_one_official_component_file_given_alone_names_it_and_the_fix(component: str) -> None:
+    require_parity()
+    weights = TINY_CHECKPOINT / component / "diffusion_pytorch_model.safetensors"
+    name = {"ace_step_transformer": "transformer", "music_dcae_f8c8": "dcae", "music_vocoder": "vocoder"}[component]
+    with pytest.raises(CheckpointMismatchError, match=rf"this is the {name} alone \({component}/") as info:
+        load_checkpoint(weights)
+    assert f"pass the folder that holds it, {TINY_CHECKPOINT}" in str(info.value)
+    assert "another model" not in str(info.value)
+
+
+def test_a_component_file_outside_its_folder_gets_the_general_fix(tmp_path: Path) -> None:
+    path = tmp_path / "transformer.safetensors"
+    require_parity()
+    save_file(_file_tensors(COMPONENTS_BY_NAME["transformer"]), str(path))
+    with pytest.raises(CheckpointMismatchError, match="this is the transformer alone .*whole ACE-Step-v1-3.5B folder"):
+        load_checkpoint(path)
 
 
 def test_bad_config_in_folder(tmp_path: Path) -> None:
