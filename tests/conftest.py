@@ -1,7 +1,21 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+from tests.parity import PARITY_DIR, REQUIRE_PARITY_ENV, missing_parity_entries
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With ACESTEP_REQUIRE_PARITY=1 (CI), a missing or incomplete golden data folder fails the whole run."""
+    if os.environ.get(REQUIRE_PARITY_ENV, "") in ("", "0"):
+        return
+    missing = missing_parity_entries()
+    if missing:
+        pytest.exit(f"{REQUIRE_PARITY_ENV} is set but the golden data folder {PARITY_DIR} lacks {missing}; "
+                    "put ../shared beside the checkout or set ACESTEP_SHARED_DIR", returncode=3)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,11 +22,30 @@ PARITY_DIR = SHARED_DIR / "parity"
 TINY_CHECKPOINT = PARITY_DIR / "tiny_checkpoint"
 
 
+REQUIRE_PARITY_ENV = "ACESTEP_REQUIRE_PARITY"  # set by .ci/run: a missing parity folder fails the run
+# What a complete parity folder holds (README sections 1-8); a run with ACESTEP_REQUIRE_PARITY fails without any.
+PARITY_ENTRIES = ("README.md", "tolerances.json", "tiny_checkpoint", "modules", "tokenizer", "pipeline", "lora",
+                  "training", "teachers")
+MISSING_REASON = f"golden data not found at {PARITY_DIR} (set ACESTEP_SHARED_DIR to the folder holding parity/)"
+
+
+def missing_parity_entries() -> list[str]:
+    """The entries of :data:`PARITY_ENTRIES` absent from the parity folder (all of them if it is missing)."""
+    return [name for name in PARITY_ENTRIES if not (PARITY_DIR / name).exists()]
+
+
 def require_parity() -> Path:
-    """Skip (with a reason) when the golden data folder is absent; CI always has it."""
+    """Skip (with a reason) when the golden data folder is absent; CI fails earlier (``ACESTEP_REQUIRE_PARITY``)."""
     if not PARITY_DIR.is_dir():
-        pytest.skip(f"golden data not found at {PARITY_DIR} (set ACESTEP_SHARED_DIR)")
+        pytest.skip(MISSING_REASON)
     return PARITY_DIR
+
+
+def require_parity_module() -> None:
+    """Call at the top of a test module that reads golden data at import (to parametrize): without the data the
+    whole module is one visible skip instead of silently fewer tests."""
+    if not PARITY_DIR.is_dir():
+        pytest.skip(MISSING_REASON, allow_module_level=True)
 
 
 @cache

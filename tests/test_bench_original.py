@@ -30,7 +30,7 @@ def test_help_without_the_original() -> None:
 
 
 def test_missing_root_is_reported(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"acestep/pipeline_ace_step.py not found"):
         bench_original.import_original(str(tmp_path))
 
 

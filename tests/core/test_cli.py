@@ -27,20 +27,6 @@ SRC_FRAMES = 22  # ceil(2 s * 44100 / 4096): the encoded source length
 LYRICS = "[verse]\nCity lights are shining bright\n\n[chorus]\nLa la la"
 
 
-def _require_pipeline() -> None:
-    require_parity()
-    for module, names in (("acestep_core.sampling.pipeline", ("generate", "GenerationParams")),
-                          ("acestep_core.lyrics", ("LyricTokenizer", "resolve_lyric_vocab")),
-                          ("acestep_core.text.prompt_tokenizer", ("PromptTokenizer",))):
-        try:
-            imported = __import__(module, fromlist=list(names))
-        except ImportError as e:
-            pytest.skip(f"{module} is not available yet ({e}); end-to-end CLI tests need it")
-        missing = [n for n in names if not hasattr(imported, n)]
-        if missing:
-            pytest.skip(f"{module} does not export {missing} yet; end-to-end CLI tests need it")
-
-
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str], str]:
     code = cli.main(["generate", *argv])
     out, err = capsys.readouterr()
@@ -99,7 +85,7 @@ def src_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # ------------------------------------------------------------------------------------------ every task
 def test_text2music_batch_with_latents(tmp_path, capsys) -> None:
-    _require_pipeline()
+    require_parity()
     latents_path = tmp_path / "lat" / "latents.safetensors"
     code, paths, err = run(base_args(tmp_path, "t2m.wav", "--batch-size", "2", "--seeds", "1,2",
                                      "--save-latents", str(latents_path)), capsys)
@@ -114,7 +100,7 @@ def test_text2music_batch_with_latents(tmp_path, capsys) -> None:
 
 
 def test_retake(tmp_path, capsys) -> None:
-    _require_pipeline()
+    require_parity()
     code, paths, err = run(base_args(tmp_path, "retake.flac", "--task", "retake", "--retake-variance", "0.5"),
                            capsys)
     assert code == 0, err
@@ -123,7 +109,7 @@ def test_retake(tmp_path, capsys) -> None:
 
 
 def test_repaint(tmp_path, capsys, src_folder) -> None:
-    _require_pipeline()
+    require_parity()
     code, paths, err = run(base_args(tmp_path, "repaint.wav", "--task", "repaint", "--src-audio",
                                      str(src_folder / "src.wav"), "--repaint-start", "0.5", "--repaint-end", "1.5",
                                      "--retake-variance", "0.7", "--save-latents", str(tmp_path / "r.safetensors")),
@@ -135,7 +121,7 @@ def test_repaint(tmp_path, capsys, src_folder) -> None:
 
 
 def test_extend_both_sides(tmp_path, capsys, src_folder) -> None:
-    _require_pipeline()
+    require_parity()
     code, paths, err = run(base_args(tmp_path, "extend.wav", "--src-audio", str(src_folder / "src.wav"),
                                      "--extend-left", "0.5", "--extend-right", "1.0",
                                      "--save-latents", str(tmp_path / "e.safetensors")), capsys)
@@ -147,7 +133,7 @@ def test_extend_both_sides(tmp_path, capsys, src_folder) -> None:
 
 
 def test_edit(tmp_path, capsys, src_folder) -> None:
-    _require_pipeline()
+    require_parity()
     code, paths, err = run(base_args(tmp_path, "edit.ogg", "--task", "edit", "--src-audio",
                                      str(src_folder / "src.wav"), "--edit-target-tags", "jazz, piano",
                                      "--edit-target-lyrics", "[verse]\nNew words", "--edit-n-min", "0.2",
@@ -158,7 +144,7 @@ def test_edit(tmp_path, capsys, src_folder) -> None:
 
 
 def test_audio2audio(tmp_path, capsys, src_folder) -> None:
-    _require_pipeline()
+    require_parity()
     out = "a2a.mp3" if "MP3" in sf.available_formats() else "a2a.flac"
     code, paths, err = run(base_args(tmp_path, out, "--ref-audio", str(src_folder / "src.wav"),
                                      "--ref-strength", "0.5"), capsys)
@@ -168,7 +154,7 @@ def test_audio2audio(tmp_path, capsys, src_folder) -> None:
 
 
 def test_lyrics_file_and_instrumental(tmp_path, capsys) -> None:
-    _require_pipeline()
+    require_parity()
     lyrics_file = tmp_path / "lyrics.txt"
     lyrics_file.write_text(LYRICS, encoding="utf-8")
     args = base_args(tmp_path, "lf.wav")
@@ -184,7 +170,7 @@ def test_lyrics_file_and_instrumental(tmp_path, capsys) -> None:
 
 # --------------------------------------------------------------------------------------------- --params
 def test_params_default_example_runs_with_overrides(tmp_path, capsys) -> None:
-    _require_pipeline()
+    require_parity()
     record = {**default_example(), "lyrics": LYRICS}
     params = tmp_path / "output_20250426071706_0_input_params.json"
     params.write_text(json.dumps(record, indent=4, ensure_ascii=False), encoding="utf-8")
@@ -198,7 +184,7 @@ def test_params_default_example_runs_with_overrides(tmp_path, capsys) -> None:
 
 
 def test_params_full_writer_repaint_with_relative_audio(tmp_path, capsys, src_folder) -> None:
-    _require_pipeline()
+    require_parity()
     folder = tmp_path / "job"
     (folder / "audio").mkdir(parents=True)
     shutil.copy(src_folder / "src.wav", folder / "audio" / "src.wav")
@@ -218,6 +204,7 @@ LORA_DIR = PARITY_DIR / "lora"
 
 
 def test_params_lora_hub_id_is_planned_with_the_original_scale(tmp_path, capsys, monkeypatch) -> None:
+    require_parity()
     _forbid_model_loading(monkeypatch)
     params = tmp_path / "rap_input_params.json"
     params.write_text(json.dumps({**full_writer_example(), "lora_name_or_path": "ACE-Step/RapMachine",
@@ -235,6 +222,7 @@ def test_params_lora_hub_id_is_planned_with_the_original_scale(tmp_path, capsys,
     (["--lora", str(LORA_DIR / "lora_r4_a8") + ":nan"], "strength must be a finite number"),
 ])
 def test_bad_lora_flags_exit_2(tmp_path, capsys, monkeypatch, extra, message) -> None:
+    require_parity()
     _forbid_model_loading(monkeypatch)
     code, out, err = run([*base_args(tmp_path, "x.wav"), *extra], capsys)
     assert code == 2 and out == [] and message in err and err.count("\n") == 1
@@ -259,7 +247,7 @@ def _lora_run(tmp_path: Path, capsys, name: str, *extra: str) -> tuple[torch.Ten
 def test_lora_flag_and_params_lora_reproduce_each_other(tmp_path, capsys) -> None:
     """``--lora DIR:0.5`` (as trained: alpha/r = 2) = a ``--params`` file naming DIR with lora_weight 1.0 (the
     original app's scale); both sidecars record lora_weight 1.0; the model is restored after each run."""
-    _require_pipeline()
+    require_parity()
     folder = LORA_DIR / "lora_r4_a8"
     plain, record = _lora_run(tmp_path, capsys, "plain")
     assert record["lora_name_or_path"] == "none"
@@ -276,7 +264,7 @@ def test_lora_flag_and_params_lora_reproduce_each_other(tmp_path, capsys) -> Non
 
 
 def test_stacked_lora_flags(tmp_path, capsys) -> None:
-    _require_pipeline()
+    require_parity()
     one, _ = _lora_run(tmp_path, capsys, "one", "--lora", str(LORA_DIR / "lora_r4_a8") + ":0.5")
     two, record = _lora_run(tmp_path, capsys, "two", "--lora", str(LORA_DIR / "lora_r4_a8") + ":0.5",
                             "--lora", str(LORA_DIR / "lora_r16_a8_rslora" / "pytorch_lora_weights.safetensors"))
@@ -285,7 +273,7 @@ def test_stacked_lora_flags(tmp_path, capsys) -> None:
 
 
 def test_lora_for_another_model_exits_2(tmp_path, capsys) -> None:
-    _require_pipeline()
+    require_parity()
     from safetensors.torch import save_file
 
     save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(4, 8),
@@ -368,7 +356,7 @@ def test_lyric_vocab_errors_are_usage_errors(tmp_path, capsys, monkeypatch) -> N
 
 
 def test_invalid_generation_values_exit_2(tmp_path, capsys, monkeypatch) -> None:
-    _require_pipeline()
+    require_parity()
     _forbid_model_loading(monkeypatch)
     code, _, err = run(["--tags", "pop", "--guidance-interval", "2", "--output", str(tmp_path / "o.wav")], capsys)
     assert code == 2 and "guidance_interval" in err
@@ -399,10 +387,10 @@ def test_upstream_example_jsons_are_accepted_unchanged(tmp_path, capsys, monkeyp
     usage error when they name a folder of the trainer's machine."""
     from tests.core.test_params_io import _upstream_examples
 
-    _require_pipeline()
+    require_parity()
     examples = _upstream_examples()
     if not examples:
-        pytest.skip("upstream mirror with examples/ not found")
+        pytest.skip("set ACESTEP_ORIGINAL_ROOT to a checkout of the original ACE-Step to run its example files")
     parser = cli.build_parser()
     for index, (name, record) in enumerate(examples):
         path = tmp_path / Path(name).name
@@ -458,7 +446,7 @@ def test_default_checkpoint_download_offline_is_a_clear_error(tmp_path, monkeypa
 
 
 def test_params_audio2audio_record_plans_with_relative_reference(tmp_path, src_folder) -> None:
-    _require_pipeline()
+    require_parity()
     shutil.copy(src_folder / "src.wav", tmp_path / "ref.wav")
     record = {**full_writer_example(), "task": "audio2audio", "audio2audio_enable": True, "ref_audio_input": "ref.wav"}
     path = tmp_path / "a2a_input_params.json"

@@ -181,6 +181,7 @@ def test_wrong_shapes_point_at_the_config(tmp_path: Path) -> None:
 
 
 def test_checkpoint_of_another_model(tmp_path: Path) -> None:
+    require_parity()
     other = {f"model.diffusion_model.input_blocks.{i}.0.weight": torch.zeros(4, 4) for i in range(12)}
     other["first_stage_model.decoder.conv_in.weight"] = torch.zeros(2)
     path = tmp_path / "sd15.safetensors"
@@ -222,6 +223,7 @@ def test_bad_config_in_folder(tmp_path: Path) -> None:
 
 
 def test_invalid_arguments() -> None:
+    require_parity()
     with pytest.raises(ValueError, match="components"):
         load_checkpoint(TINY_CHECKPOINT, components=["unet"])
     with pytest.raises(ValueError, match="spec is only used for single files"):

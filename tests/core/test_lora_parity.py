@@ -20,7 +20,9 @@ from acestep_core import load_checkpoint
 from acestep_core.lora.merge import LoraSpec, merge_loras, read_lora
 from acestep_core.sampling.pipeline import GenerationParams, generate
 from tests.core.test_pipeline_parity import ReferenceKernelTextEncoder, _category, _tokenizers
-from tests.parity import PARITY_DIR, TINY_CHECKPOINT, assert_golden, load_golden
+from tests.parity import PARITY_DIR, TINY_CHECKPOINT, assert_golden, load_golden, require_parity_module
+
+require_parity_module()
 
 LORA_DIR = PARITY_DIR / "lora"
 CASES_FILE = LORA_DIR / "cases.json"
@@ -42,6 +44,7 @@ def _specs(name: str, weight: float) -> list[LoraSpec]:
 
 
 def test_trained_scale_of_the_goldens() -> None:
+    assert META["loras"], "lora/cases.json lists no LoRAs"
     for entry in META["loras"]:
         lora = read_lora(LORA_DIR / entry["folder"])
         assert (lora.config_rank, lora.config_alpha, lora.use_rslora) == (
@@ -69,9 +72,10 @@ def test_effective_weights(name: str, weight: float, checkpoint) -> None:
         finally:
             merge.restore()
     state = model.state_dict()
-    for key, expected in golden.items():
-        if key.startswith("base."):
-            assert torch.equal(state[key[len("base."):]], expected), key
+    base_keys = [key for key in golden if key.startswith("base.")]
+    assert base_keys, "effective_weights.safetensors holds no base.* tensors"
+    for key in base_keys:
+        assert torch.equal(state[key[len("base."):]], golden[key]), key
 
 
 def _run(name: str, checkpoint, specs: list[LoraSpec]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -107,9 +111,10 @@ def test_pipeline_runs(case: str, lora: str, weight: float | None, rule: str, ch
     specs = [] if lora == "none" else [s for s in _specs(lora, weight) if s.rule == rule]
     latents, traced = _run(case, checkpoint, specs)
     golden = load_golden(f"lora/{meta['file']}")
-    for key, expected in golden.items():
-        if key.startswith(("noise.", "steps.")):
-            assert_golden(traced[key], expected, _category(key), f"{case}:{rule}:{key}")
+    step_keys = [key for key in golden if key.startswith(("noise.", "steps."))]
+    assert step_keys, f"{case}: the golden holds no noise.* / steps.* tensors"
+    for key in step_keys:
+        assert_golden(traced[key], golden[key], _category(key), f"{case}:{rule}:{key}")
     assert_golden(latents, golden["final_latents"], "pipeline_latents_and_conditioning", f"{case}:{rule}:final")
     if rule == "original_app":
         with torch.no_grad():

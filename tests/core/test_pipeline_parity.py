@@ -13,6 +13,7 @@ guidance amplifies that past the latent tolerance in text-only CFG (3.4x) and Pi
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,8 +22,10 @@ import torch
 
 from acestep_core import AceStepInputError, load_checkpoint
 from acestep_core.sampling.pipeline import GenerationParams, GenerationResult, generate
-from tests.parity import PARITY_DIR, TINY_CHECKPOINT, assert_golden, load_golden
+from tests.parity import PARITY_DIR, TINY_CHECKPOINT, assert_golden, load_golden, require_parity_module
 from tests.reference_kernels import reference_softmax_kernel
+
+require_parity_module()
 
 CASES: list[dict[str, Any]] = (
     json.loads((PARITY_DIR / "pipeline" / "cases.json").read_text())["cases"]
@@ -143,12 +146,22 @@ def test_case_record(name: str, checkpoint) -> None:
     assert got == expected
 
 
+# What our error says for each upstream error case: the upstream exception (cases.json -> error) names the
+# same cause in its own words. A new recorded error case must be added here, or this test fails.
+ERROR_MESSAGES = {
+    "ValueError: The current scheduler class": "oss_steps cannot be used with scheduler_type='heun'",
+    "AssertionError: target_latents.shape": "inside the left-extended audio",
+}
+
+
 @pytest.mark.parametrize("name", ERROR_CASES)
 def test_error_cases_raise(name: str, checkpoint) -> None:
     case = BY_NAME[name]
     kwargs = case["call_kwargs"]
     src = torch.zeros(1, 8, 16, 22)  # the source length of every case (2.0 s)
-    with pytest.raises(AceStepInputError):
+    message = next((ours for upstream, ours in ERROR_MESSAGES.items() if case["error"].startswith(upstream)), None)
+    assert message is not None, f"{name}: no expected message for upstream error {case['error'][:80]!r}"
+    with pytest.raises(AceStepInputError, match=re.escape(message)):
         generate(checkpoint, GenerationParams.from_kwargs(kwargs), encode_prompt=lambda s: ([[5, 1]], [[1, 1]]),
                  encode_lyrics=lambda s: ([261, 2], [1, 1]), src_latents=src if kwargs["src_audio_path"] else None)
 
@@ -164,6 +177,7 @@ def test_case_waveforms(name: str, checkpoint) -> None:
     result, _ = _run(name, checkpoint)
     golden = load_golden(f"pipeline/{BY_NAME[name]['file']}")
     keys = sorted(k for k in golden if k.startswith("wav"))  # wav.{b} (full) or wav_head.{b} (first samples)
+    assert keys, f"{name}: the golden holds no waveform"
     with torch.no_grad():
         for key in keys:
             item = int(key.rsplit(".", 1)[1])

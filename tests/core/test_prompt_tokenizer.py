@@ -82,6 +82,7 @@ def test_umt5_encoder_golden_ids(kind: str) -> None:
     index = json.loads((PARITY_DIR / "modules" / "index.json").read_text(encoding="utf-8"))
     params = index["files"]["umt5_encoder.safetensors"]["params"]
     tok = _tokenizer(kind)
+    assert params["single_prompts"], "umt5_encoder.safetensors lists no single prompts"
     for name, prompt in params["single_prompts"].items():
         out = tok(prompt)
         assert torch.equal(out.input_ids, golden[f"{name}.input_ids"]), name
@@ -108,6 +109,7 @@ def test_sentencepiece_fields_decoded() -> None:
 
 def test_matches_sentencepiece_library() -> None:
     """Cross-check with the sentencepiece package (test-only dependency): ids agree on every prompt."""
+    require_parity()
     spm = pytest.importorskip("sentencepiece")
     proc = spm.SentencePieceProcessor(model_file=str(SPIECE))
     tok = _tokenizer("spiece")

@@ -248,8 +248,18 @@ def test_bf16_forward_runs_and_is_finite(model: AceStepTransformer, tiny_cfg: Tr
         out = net(*_forward_args(inp))
     assert out.dtype == torch.bfloat16 and out.shape == golden["out.sample"].shape
     assert bool(torch.isfinite(out).all())
-    rel = (out.float() - golden["out.sample"]).norm() / golden["out.sample"].norm()
-    assert rel < 0.1, f"bf16 output too far from fp32 golden (relative L2 {rel:.3f})"
+    rel = float((out.float() - golden["out.sample"]).norm() / golden["out.sample"].norm())
+    # Yardstick: the fp32 model fed bf16-rounded weights and inputs (the error bf16 storage alone causes).
+    rounded = {k: v.to(torch.bfloat16).float() if v.is_floating_point() else v for k, v in tiny_state_dict.items()}
+    net32 = _load(AceStepTransformer(tiny_cfg), rounded)
+    inp32 = {k: (v.to(torch.bfloat16).float() if v.is_floating_point() and k != "timestep" else v)
+             for k, v in _inputs(golden).items()}
+    with torch.no_grad():
+        storage = float((net32(*_forward_args(inp32)) - golden["out.sample"]).norm() / golden["out.sample"].norm())
+    # bf16 activations add about as much again (measured 2.6e-2 against 1.5e-2); a block computed in bf16 where
+    # upstream keeps fp32 (norms, attention accumulation) is several times worse.
+    assert 0 < rel <= 2.5 * storage, f"bf16 output too far from fp32 golden: relative L2 {rel:.4f}, bf16 storage " \
+                                     f"alone {storage:.4f}"
 
 
 class _CastLinear(torch.nn.Linear):

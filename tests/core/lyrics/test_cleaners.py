@@ -15,7 +15,9 @@ import pytest
 from acestep_core.errors import AceStepInputError
 from acestep_core.lyrics import cleaners
 from acestep_core.lyrics.cleaners import CLEANER_LANGUAGES, MissingLyricsExtraError, normalize_lyric_line
-from tests.parity import PARITY_DIR, REPO_ROOT, require_parity
+from tests.parity import PARITY_DIR, REPO_ROOT, require_parity, require_parity_module
+
+require_parity_module()
 
 
 def _golden() -> dict[str, Any]:

@@ -21,7 +21,9 @@ from acestep_core.lyrics.language import (
     resolve_encode_language,
 )
 from acestep_core.lyrics.language_segment import LANGUAGE_FILTERS, LineSegmenter
-from tests.parity import PARITY_DIR, require_parity
+from tests.parity import PARITY_DIR, require_parity, require_parity_module
+
+require_parity_module()
 
 GOLDEN = PARITY_DIR / "tokenizer" / "lyrics_cases.json"
 

@@ -21,7 +21,9 @@ from acestep_core.lyrics import (
     resolve_encode_language,
 )
 from acestep_core.lyrics.tokenizer import _Pipeline, clean_control_characters
-from tests.parity import PARITY_DIR, REPO_ROOT, require_parity
+from tests.parity import PARITY_DIR, REPO_ROOT, require_parity, require_parity_module
+
+require_parity_module()
 
 VOCAB = PARITY_DIR / "tokenizer" / "vocab.json"
 
