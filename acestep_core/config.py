@@ -70,7 +70,7 @@ class _JsonConfig:
         return cls.from_dict(data, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload, no-any-return]
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
 
 def _check_positive(cfg: object, *names: str) -> None:

@@ -80,6 +80,7 @@ def _lora_path(request: LoraRequest) -> Path:
     """Local path of a planned LoRA; a Hub repo id is fetched like the original app (cached, then downloaded)."""
     if request.path is not None:
         return request.path
+    assert request.repo is not None  # a LoraRequest names a path or a repo
     return snapshot(request.repo, checkpoint_cache_dir(), what=f"the LoRA {request.repo}",
                     offline_hint="give the path of a downloaded LoRA folder to --lora")
 

@@ -17,7 +17,7 @@ them (no double allocation), strictly: see :func:`acestep_core.loading.checkpoin
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -193,6 +193,10 @@ def _refuse_component_file(path: Path, keys: list[str]) -> None:
     )
 
 
+def _owned_by(owners: dict[str, str], name: str) -> Callable[[str], bool]:
+    return lambda key: owners.get(key) == name
+
+
 def _load_single_file(path: Path, wanted: Collection[ComponentName], *, spec: ModelSpec, device: torch.device,
                       dtype: torch.dtype, ops: Ops) -> LoadedCheckpoint:
     owners = _split_single_file(path)
@@ -206,7 +210,7 @@ def _load_single_file(path: Path, wanted: Collection[ComponentName], *, spec: Mo
     result = LoadedCheckpoint(spec=spec, source=path, layout="comfyui_single_file")
     for name in wanted:
         prefix = COMPONENTS_BY_NAME[name].comfy_prefix
-        raw = read_safetensors(path, device=device, dtype=dtype, keep=lambda k, n=name: owners.get(k) == n)
+        raw = read_safetensors(path, device=device, dtype=dtype, keep=_owned_by(owners, name))
         raw = {k[len(prefix):]: v for k, v in raw.items()}
         setattr(result, name, _load_component(name, raw, spec, source=f"{path} [{prefix}*]", dtype=dtype, ops=ops))
     if "text_encoder" in wanted and COMFY_SPIECE_KEY in owners:

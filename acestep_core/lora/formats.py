@@ -184,12 +184,12 @@ def read_lora(path: str | Path) -> LoraFile:
         modules[name] = LoraModule(parts["down"], parts["up"], alpha)
     layout: Literal["peft", "comfyui"] = "peft" if any(".lora_A" in k for k in tensors) else "comfyui"
     config = _read_config(config_path) if config_path is not None else {}
-    alpha, rank = config.get("lora_alpha"), config.get("r")
+    config_alpha, config_rank = config.get("lora_alpha"), config.get("r")
     targets = config.get("target_modules") or ()
     return LoraFile(
         source=weights, layout=layout, modules=modules,
-        config_alpha=float(alpha) if isinstance(alpha, (int, float)) else None,
-        config_rank=int(rank) if isinstance(rank, int) else None,
+        config_alpha=float(config_alpha) if isinstance(config_alpha, (int, float)) else None,
+        config_rank=int(config_rank) if isinstance(config_rank, int) else None,
         use_rslora=bool(config.get("use_rslora", False)),
         target_modules=tuple(targets) if isinstance(targets, (list, tuple)) else (str(targets),),
         stray_keys=tuple(sorted(stray)), missing_keys=tuple(sorted(missing)))

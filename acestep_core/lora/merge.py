@@ -117,7 +117,7 @@ def match_lora(lora: LoraFile, model: nn.Module) -> dict[str, str]:
     kohya = {KOHYA_PREFIX + name.replace(".", "_"): name for name in linears}
     unused = _unused_modules(model)
     mapping: dict[str, str] = {}
-    extra, skipped, wrong = list(lora.stray_keys), [], []
+    extra, skipped, wrong = list(lora.stray_keys), list[str](), list[str]()
     for name, mod in lora.modules.items():
         ours = name if name in linears else kohya.get(name)
         if ours is None:

@@ -110,7 +110,7 @@ class MissingLyricsExtraError(AceStepInputError):
 def _load_num2words() -> Callable[..., str]:
     from num2words import num2words
 
-    return num2words  # type: ignore[no-any-return]
+    return num2words
 
 
 def _load_pinyin() -> Callable[[str], list[list[str]]]:
@@ -123,7 +123,7 @@ def _load_hangul() -> Callable[[str], str]:
     from hangul_romanize import Transliter
     from hangul_romanize.rule import academic
 
-    return Transliter(academic).translit  # type: ignore[no-any-return]
+    return Transliter(academic).translit
 
 
 def _load_cutlet() -> Any:

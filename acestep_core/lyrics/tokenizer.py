@@ -172,8 +172,9 @@ class LyricTokenizer:
         missing = [name for name, i in ids.items() if i is None]
         if missing:
             raise LyricVocabError(f"{source}: tokens {missing} missing from the lyric vocabulary")
-        self.start_id, self.space_id = int(ids["[START]"]), int(ids["[SPACE]"])
-        self.stop_id, self.unk_id = int(ids["[STOP]"]), int(ids["[UNK]"])
+        found = {name: int(i) for name, i in ids.items() if i is not None}
+        self.start_id, self.space_id = found["[START]"], found["[SPACE]"]
+        self.stop_id, self.unk_id = found["[STOP]"], found["[UNK]"]
         languages = set(LANGUAGE_TOKENS)
         self.structure_tags: tuple[str, ...] = tuple(
             t.content for _, t in sorted(tokenizer.get_added_tokens_decoder().items())

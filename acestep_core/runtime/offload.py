@@ -41,8 +41,8 @@ def module_device(module: nn.Module) -> torch.device | None:
     """The device of the module's first parameter or buffer (``None`` for a module without tensors)."""
     for tensor in module.parameters():
         return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
+    for buffer in module.buffers():
+        return buffer.device
     return None
 
 

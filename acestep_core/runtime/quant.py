@@ -129,7 +129,7 @@ class Fp8Conv1d(_Fp8Weight):
     subclass that changes the layout, e.g. channels-last pointwise convs, keeps its behaviour)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.dequantized_weight(x.dtype), self._bias(x))  # type: ignore[attr-defined]
+        return self._conv_forward(x, self.dequantized_weight(x.dtype), self._bias(x))  # type: ignore[operator]
 
 
 _FP8_CLASSES: dict[type, type] = {}
@@ -144,7 +144,9 @@ def _fp8_class(cls: type) -> type:
 
 
 def _quantize_module_(module: nn.Module, compute_device: torch.device | None) -> None:
-    q, scale = quantize_weight(module.weight, compute_device)
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    q, scale = quantize_weight(weight, compute_device)
     del module.weight  # the Parameter goes; the same name comes back as an fp8 buffer
     module.register_buffer("weight", q)
     module.register_buffer("weight_scale", scale)

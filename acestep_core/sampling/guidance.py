@@ -42,7 +42,7 @@ def _project(v0: torch.Tensor, v1: torch.Tensor, dims: Sequence[int]) -> tuple[t
     """Split ``v0`` into parts parallel / orthogonal to ``v1`` (per item and channel), in float64."""
     dtype = v0.dtype
     v0, v1 = v0.double(), v1.double()
-    v1 = F.normalize(v1, dim=list(dims))
+    v1 = F.normalize(v1, dim=list(dims))  # type: ignore[arg-type]  # torch accepts a list of dims
     parallel = (v0 * v1).sum(dim=list(dims), keepdim=True) * v1
     return parallel.to(dtype), (v0 - parallel).to(dtype)
 

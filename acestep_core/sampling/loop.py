@@ -118,7 +118,9 @@ class GuidedVelocity:
             return out[0], out[1] if with_text else None, out[-1]
         assert conds.uncond is not None
         v_cond = self.denoiser(x, conds.cond, conds.mask, timestep)
-        v_text = self.denoiser(x, conds.only_text, conds.mask, timestep) if with_text else None
+        v_text = None
+        if with_text and conds.only_text is not None:
+            v_text = self.denoiser(x, conds.only_text, conds.mask, timestep)
         return v_cond, v_text, self.denoiser(x, conds.uncond, conds.mask, timestep, self._uncond_query_scale)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, index: int) -> torch.Tensor:

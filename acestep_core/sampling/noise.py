@@ -33,7 +33,7 @@ def parse_seeds(seeds: SeedSpec) -> int | list[int] | None:
             return [int(part) for part in seeds.split(",")]
         return int(seeds) if seeds.isdigit() else None
     if isinstance(seeds, Sequence) and len(seeds) > 0 and all(isinstance(s, int) for s in seeds):
-        return list(seeds)
+        return [int(s) for s in seeds]
     return None
 
 

@@ -5,7 +5,8 @@ Ported from ace-step/ACE-Step@d612523 acestep/pipeline_ace_step.py (Apache-2.0).
 (``encode_prompt`` / ``encode_lyrics``); audio files are the caller's business (encode them with
 ``AudioCodec.encode`` and pass latents; decode the result with ``AudioCodec.decode``). LoRA is not handled here.
 
-DIVERGENCES from upstream (every deliberate difference; everything else matches upstream, quirks included):
+DIVERGENCES of the pipeline from upstream (everything else matches upstream, quirks included; the divergences of
+every module are gathered in DIVERGENCES.md at the repository root):
 
 1. Input validation (:meth:`GenerationParams.validate`, then the tensor checks of :func:`generate`) raises
    :class:`AceStepInputError` before any model work, for values upstream accepts silently or crashes on:
@@ -59,7 +60,7 @@ import torch
 
 from ..errors import AceStepInputError, check_latent_shape
 from ..runtime.accel import Acceleration, Denoiser
-from .conditions import PromptStates, build_edit_conditions, encode_prompt_states, lyric_tokens
+from .conditions import LyricTokens, PromptStates, build_edit_conditions, encode_prompt_states, lyric_tokens
 from .guidance import uses_guidance
 from .loop import GenerationInterrupted, Progress, StepInfo
 from .noise import make_generators, resolve_seeds
@@ -143,11 +144,12 @@ def _run_edit(model: Any, params: GenerationParams, src: torch.Tensor, encode_pr
     batch = params.batch_size
     target_prompt = params.prompt if params.edit_target_prompt is None else params.edit_target_prompt
     target_lyrics = (params.lyrics or "") if params.edit_target_lyrics is None else params.edit_target_lyrics
-    kwargs = dict(batch=batch, device=device, dtype=dtype, erg_tag=False)
-    src_prompt, src_lyrics = _encode(encode_prompt, encode_lyrics, model.text_encoder, params.prompt,
-                                     params.lyrics or "", **kwargs)
-    tar_prompt, tar_lyrics = _encode(encode_prompt, encode_lyrics, model.text_encoder, target_prompt,
-                                     target_lyrics, **kwargs)
+    def encode(prompt: str, lyrics: str) -> tuple[PromptStates, LyricTokens]:
+        return _encode(encode_prompt, encode_lyrics, model.text_encoder, prompt, lyrics, batch=batch, device=device,
+                       dtype=dtype, erg_tag=False)
+
+    src_prompt, src_lyrics = encode(params.prompt or "", params.lyrics or "")
+    tar_prompt, tar_lyrics = encode(target_prompt or "", target_lyrics)
     do_cfg = uses_guidance(params.guidance_scale)
     source = build_edit_conditions(model.transformer, src_prompt, src_lyrics, doubled=do_cfg)
     target = build_edit_conditions(model.transformer, tar_prompt, tar_lyrics, doubled=do_cfg)
@@ -203,14 +205,14 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
     gen_device = torch.device(generator_device) if generator_device is not None else device
     generators, retake_generators = make_generators(seeds, gen_device), make_generators(retake_seeds, gen_device)
     oss_steps = parse_oss_steps(params.oss_steps)
-    progress_args = dict(callback=callback, should_stop=should_stop)
+    progress_args: dict[str, Any] = dict(callback=callback, should_stop=should_stop)
     started = time.perf_counter()
     if task == "edit":
         assert src is not None
         latents = _run_edit(model, params, src, encode_prompt, encode_lyrics, retake_generators, progress_args,
                             device, dtype, trace, upstream_bugs, acceleration)
     else:
-        prompt, lyrics = _encode(encode_prompt, encode_lyrics, model.text_encoder, params.prompt,
+        prompt, lyrics = _encode(encode_prompt, encode_lyrics, model.text_encoder, params.prompt or "",
                                  params.lyrics or "", batch=batch, device=device, dtype=dtype,
                                  erg_tag=params.use_erg_tag and params.use_erg_lyric)
         inputs = Text2MusicInputs(task, batch, frames_for(task, params.audio_duration, src, ref), params,

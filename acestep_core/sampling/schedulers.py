@@ -6,7 +6,9 @@ every sampler the same signature ``step(x, velocity, index) -> x_next``.
 
 dtype handling follows upstream exactly: ``x`` goes to float32, ``sigma`` / ``sigma_next`` are 0-d float32 CPU
 tensors (so ``(sigma_next - sigma) * v`` keeps the velocity's dtype, bf16 on GPU), and the new sample is cast
-back to the velocity's dtype. Divergences: none (Heun's stochastic churn, always off upstream, is not ported).
+back to the velocity's dtype.
+
+Divergences: none (Heun's stochastic churn, always off upstream, is not ported).
 """
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ def sentencepiece_to_tokenizer_json(model: SentencePieceModel, *, extra_ids: int
              if p.type in (PIECE_CONTROL, PIECE_USER_DEFINED)]
     if 0 <= model.unk_id < len(model.pieces):
         added.append(_added_token(model.pieces[model.unk_id].piece, model.unk_id, special=True))
-    added += [_added_token(v[0], len(model.pieces) + k, special=True) for k, v in enumerate(vocab[len(model.pieces):])]
+    added += [_added_token(str(v[0]), len(model.pieces) + k, special=True)
+              for k, v in enumerate(vocab[len(model.pieces):])]
     added = sorted({a["id"]: a for a in added}.values(), key=lambda a: a["id"])
     normalizers: list[dict[str, Any]] = []
     if model.precompiled_charsmap:

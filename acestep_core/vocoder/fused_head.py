@@ -15,7 +15,7 @@ The fused path differs from the plain one only in the summation order inside eac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +43,13 @@ def _conv(conv: WeightNormConv1d, x: torch.Tensor, epilogue: Epilogue, residual:
     return conv1d_nlc(x, weight, bias, conv.dilation, epilogue, residual, acc)
 
 
+def _silu_of(conv: WeightNormConv1d, x: torch.Tensor) -> torch.Tensor:
+    """SiLU of the convolution (the only way the next layer reads it)."""
+    _, silu = _conv(conv, x, SILU_ONLY)
+    assert silu is not None
+    return silu
+
+
 def _conv_transpose(up: WeightNormConvTranspose1d, s: torch.Tensor) -> torch.Tensor:
     """``[B, L, C_in]`` -> ``[B, L·stride, C_out]`` via cuDNN's channels-last 2-D transposed convolution."""
     weight, bias = up.effective_weight(s)  # [C_in, C_out, K]
@@ -57,16 +64,20 @@ def _stage(blocks: list[ResBlock1], x: torch.Tensor, s: torch.Tensor) -> torch.T
     count, acc = len(blocks), None
     for index, block in enumerate(blocks):
         y, sy = x, s
-        pairs = list(zip(block.convs1, block.convs2, strict=True))
+        pairs = list(zip(cast("list[WeightNormConv1d]", block.convs1), cast("list[WeightNormConv1d]", block.convs2),
+                         strict=True))
         for depth, (conv1, conv2) in enumerate(pairs):
-            _, t = _conv(conv1, sy, SILU_ONLY)
+            t = _silu_of(conv1, sy)
             if depth < len(pairs) - 1:
-                y, sy = _conv(conv2, t, PLAIN_AND_SILU, residual=y)
+                plain, silu = _conv(conv2, t, PLAIN_AND_SILU, residual=y)
+                assert plain is not None and silu is not None
+                y, sy = plain, silu
                 continue
             last = index == count - 1
             epilogue = Epilogue(scale=1.0 / count if last else 1.0, write_plain=not last, write_silu=last)
             acc, out = _conv(conv2, t, epilogue, residual=y, acc=acc)
             if last:
+                assert out is not None
                 return out
     raise ValueError("fused vocoder head: a stage needs at least one residual block with one dilation")
 
@@ -74,9 +85,10 @@ def _stage(blocks: list[ResBlock1], x: torch.Tensor, s: torch.Tensor) -> torch.T
 def hifigan_forward_fused(head: HiFiGANGenerator, x: torch.Tensor) -> torch.Tensor:
     """``[B, num_mels, F]`` -> ``[B, 1, F·prod(upsample_rates)]``, the fused equivalent of ``head(x)``."""
     count = head.num_kernels
-    _, s = _conv(head.conv_pre, x.transpose(1, 2), SILU_ONLY)
-    for i, up in enumerate(head.ups):
+    s = _silu_of(cast("WeightNormConv1d", head.conv_pre), x.transpose(1, 2))
+    for i, up in enumerate(cast("list[WeightNormConvTranspose1d]", head.ups)):
         x = _conv_transpose(up, s)
-        s = _stage(list(head.resblocks[i * count:(i + 1) * count]), x, F.silu(x))
-    out, _ = _conv(head.conv_post, s, Epilogue(tanh=True))
+        s = _stage(cast("list[ResBlock1]", list(head.resblocks[i * count:(i + 1) * count])), x, F.silu(x))
+    out, _ = _conv(cast("WeightNormConv1d", head.conv_post), s, Epilogue(tanh=True))
+    assert out is not None
     return out.transpose(1, 2)  # [B, 1, N]: C = 1, already contiguous

@@ -17,9 +17,9 @@ from safetensors.torch import load_file
 from acestep_core.cli import commands as cli
 from acestep_core.cli import run as cli_run
 from acestep_core.runtime import offload, quant
-from tests.core.test_cli import _forbid_model_loading, _require_pipeline, base_args, check_outputs, run
+from tests.core.test_cli import _forbid_model_loading, base_args, check_outputs, run
 from tests.core.test_lora import _matrices, write_peft
-from tests.parity import TINY_CHECKPOINT
+from tests.parity import TINY_CHECKPOINT, require_parity
 
 needs_fp8 = pytest.mark.skipif(not quant.fp8_supported(), reason="torch without float8")
 
@@ -48,7 +48,7 @@ def test_help_documents_the_memory_flags(capsys) -> None:
 
 
 def test_low_vram_on_cpu_is_a_logged_no_op(tmp_path, caplog) -> None:
-    _require_pipeline()
+    require_parity()
     with caplog.at_level(logging.INFO, logger="acestep_core.cli"):
         plan = _plan(tmp_path, "o.wav", "--low-vram", "--fp8")
     assert plan.low_vram is False and plan.fp8 is True
@@ -57,7 +57,7 @@ def test_low_vram_on_cpu_is_a_logged_no_op(tmp_path, caplog) -> None:
 
 
 def test_fp8_without_float8_support_exits_2_before_loading(tmp_path, capsys, monkeypatch) -> None:
-    _require_pipeline()
+    require_parity()
     _forbid_model_loading(monkeypatch)
     monkeypatch.setattr(quant, "fp8_supported", lambda: False)
     code, out, err = run(base_args(tmp_path, "o.wav", "--fp8"), capsys)
@@ -66,7 +66,7 @@ def test_fp8_without_float8_support_exits_2_before_loading(tmp_path, capsys, mon
 
 @needs_fp8
 def test_fp8_run_is_close_to_the_plain_run(tmp_path, capsys) -> None:
-    _require_pipeline()
+    require_parity()
     plain = _latents(tmp_path, capsys, "plain")
     fp8 = _latents(tmp_path, capsys, "fp8", "--fp8")
     # measured 0.18: per-layer fp8 noise (tests/core/test_quant.py) amplified by APG guidance at scale 15
@@ -76,7 +76,7 @@ def test_fp8_run_is_close_to_the_plain_run(tmp_path, capsys) -> None:
 @needs_fp8
 def test_fp8_with_lora_merges_first(tmp_path, capsys) -> None:
     """The LoRA is merged for good (nothing to restore), then quantised: it still changes the result."""
-    _require_pipeline()
+    require_parity()
     from acestep_core import load_checkpoint
 
     transformer = load_checkpoint(TINY_CHECKPOINT, components=["transformer"]).transformer
@@ -89,7 +89,7 @@ def test_fp8_with_lora_merges_first(tmp_path, capsys) -> None:
 def test_low_vram_path_stages_each_model(tmp_path, monkeypatch) -> None:
     """Stages move: the text encoder + transformer for sampling, the codec for decoding; the result equals the
     normal path (a 2 s song is a single overlapped-decode window)."""
-    _require_pipeline()
+    require_parity()
     plain = _plan(tmp_path, "plain.wav", "--save-latents", str(tmp_path / "plain.safetensors"))
     low = dataclasses.replace(_plan(tmp_path, "low.wav", "--save-latents", str(tmp_path / "low.safetensors")),
                               low_vram=True)

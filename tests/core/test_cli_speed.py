@@ -20,7 +20,8 @@ from acestep_core.cli import plan as cli_plan
 from acestep_core.cli import run as cli_run
 from acestep_core.runtime import offload
 from acestep_core.runtime.accel import Acceleration
-from tests.core.test_cli import _forbid_model_loading, _require_pipeline, base_args, run
+from tests.core.test_cli import _forbid_model_loading, base_args, run
+from tests.parity import require_parity
 from tests.recording import record_generate_and_release
 
 
@@ -43,14 +44,14 @@ def test_help_lists_the_speed_flags(capsys) -> None:
 
 
 def test_plan_defaults_to_batched_guidance(tmp_path) -> None:
-    _require_pipeline()
+    require_parity()
     assert _plan(tmp_path).acceleration == Acceleration(batch_guidance=True, cuda_graphs=False, compile=False)
     assert _plan(tmp_path, "--no-batch-guidance").acceleration == Acceleration(batch_guidance=False)
     assert _plan(tmp_path, "--compile").acceleration == Acceleration(compile=True)  # CPU: inductor's C++ backend
 
 
 def test_cuda_graphs_on_cpu_is_a_logged_no_op(tmp_path, caplog) -> None:
-    _require_pipeline()
+    require_parity()
     with caplog.at_level(logging.INFO, logger="acestep_core.cli"):
         plan = _plan(tmp_path, "--cuda-graphs", "--no-batch-guidance")
     assert plan.acceleration == Acceleration(batch_guidance=False, cuda_graphs=False)
@@ -64,7 +65,7 @@ def test_cuda_graphs_and_compile_are_kept_on_cuda(tmp_path, monkeypatch) -> None
 
 
 def test_compile_on_cuda_without_triton_exits_2_before_loading(tmp_path, capsys, monkeypatch) -> None:
-    _require_pipeline()
+    require_parity()
     _forbid_model_loading(monkeypatch)
     monkeypatch.setattr(cli_plan, "resolve_device", lambda name: torch.device("cuda"))
     real_find_spec = cli_plan.importlib.util.find_spec
@@ -77,7 +78,7 @@ def test_compile_on_cuda_without_triton_exits_2_before_loading(tmp_path, capsys,
 @pytest.mark.parametrize("low_vram", [False, True])
 def test_acceleration_reaches_generate_and_graphs_are_released_before_decode(tmp_path, monkeypatch,
                                                                            low_vram: bool) -> None:
-    _require_pipeline()
+    require_parity()
     events = record_generate_and_release(monkeypatch)
     real_stage = offload.stage
 
@@ -95,7 +96,7 @@ def test_acceleration_reaches_generate_and_graphs_are_released_before_decode(tmp
 
 def test_separate_passes_match_batched_guidance(tmp_path, capsys) -> None:
     """``--no-batch-guidance`` is an A/B switch: same latents up to float rounding."""
-    _require_pipeline()
+    require_parity()
     latents = []
     for name, extra in (("batched", ()), ("separate", ("--no-batch-guidance",))):
         path = tmp_path / f"{name}.safetensors"
