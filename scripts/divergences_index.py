@@ -22,10 +22,8 @@ CONTINUATION = re.compile(r"^(\s|[-*]|\d+\.)")
 def divergences(docstring: str) -> str | None:
     """The module docstring's divergences section: its header line and the list under it."""
     lines = docstring.splitlines()
-    for start, line in enumerate(lines):
-        if HEADER.match(line.strip()):
-            break
-    else:
+    start = next((index for index, line in enumerate(lines) if HEADER.match(line.strip())), None)
+    if start is None:
         return None
     section = [lines[start].strip()]
     for index in range(start + 1, len(lines)):
