@@ -88,3 +88,10 @@ def test_group_size_must_be_positive(make_teacher: TeacherFactory) -> None:
     wavs, lengths = _batch((0.5,))
     with pytest.raises(AceStepInputError, match="max_chunks_per_call must be >= 1 or None"):
         ssl_features(model, wavs, lengths, sample_rate=RATE, chunk_seconds=CHUNK_S, max_chunks_per_call=0)
+
+
+def test_lengths_are_floored_like_the_trainer() -> None:
+    """``wav_lengths // 2`` (MERT) and ``// 3`` (mHuBERT): 48,005 samples -> 24,002 and 16,001."""
+    wavs = torch.randn(1, 2, 48005, generator=torch.Generator().manual_seed(0))
+    assert normalised_mono(wavs, torch.tensor([48005]), 24000)[1] == [24002]
+    assert normalised_mono(wavs, torch.tensor([48005]), 16000)[1] == [16001]
