@@ -16,8 +16,7 @@ Timing: one untimed warm-up per case, then ``repeats`` runs, the fastest kept (h
 sync). Peak memory is ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (weights included);
 ``transient_gib`` is the peak minus what was allocated before the run.
 
-Runs with torch, safetensors and numpy only: if ``acestep_core``'s package init cannot be imported (it pulls in
-the generation stack, e.g. einops), the teacher modules are loaded without it.
+Runs with torch, safetensors and numpy only (the teachers import no other part of the generation stack).
 """
 
 from __future__ import annotations
@@ -25,9 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
-import types
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +32,6 @@ from typing import Any
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 LOG = logging.getLogger("bench")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 COLUMNS = ("teacher", "precision", "max_chunks", "seconds", "batch", "chunks", "frames", "time_s", "peak_gib",
@@ -43,14 +39,7 @@ COLUMNS = ("teacher", "precision", "max_chunks", "seconds", "batch", "chunks", "
 
 
 def _import_teachers() -> Any:
-    try:
-        import acestep_core  # noqa: F401 - the normal way
-    except ImportError as e:  # only the teachers' few core modules are needed
-        LOG.info("acestep_core package init unavailable (%s): loading the teacher modules alone", e)
-        package = types.ModuleType("acestep_core")
-        package.__path__ = [str(REPO_ROOT / "acestep_core")]
-        sys.modules["acestep_core"] = package
-    import acestep_core.teachers as teachers
+    import acestep_core.teachers as teachers  # the package import is lazy: no generation stack is loaded
 
     return teachers
 

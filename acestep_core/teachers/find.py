@@ -8,7 +8,10 @@ usable one wins (every place tried is listed when none is):
    layer), e.g. ``<dir>/MERT-v1-330M``, ``<dir>/mHuBERT-147``;
 3. our cache, ``$ACESTEP_CACHE_DIR/teachers/<repo name>`` (default ``~/.cache/acestep``);
 4. only with ``allow_download=True``: ``huggingface_hub`` downloads ``config.json`` + ``model.safetensors`` of the
-   registry revision into the cache (MERT-v1-330M: ``refs/pr/7``, the only revision with safetensors).
+   registry revision into the cache (MERT-v1-330M: ``refs/pr/7``, the only revision with safetensors). Into a
+   plain folder (``hf_hub_download(local_dir=...)``), not the Hub cache layout of :func:`acestep_core.hub.snapshot`:
+   the cached teacher is then the same kind of folder as everywhere else, found without ``huggingface_hub`` and
+   replaceable by hand (or by a converted copy).
 
 A folder with ``pytorch_model.bin`` but no ``model.safetensors`` stops the search with
 :class:`TeacherNeedsConversionError` naming the one-time ``convert-teacher`` command: pickles are never opened
@@ -18,12 +21,12 @@ here.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, CheckpointMismatchError
+from ..hub import cache_root
 from .config import HubertConfig
 from .registry import TeacherSpec, licence_notice, teacher_spec
 from .weights import CONFIG_FILE, WEIGHTS_FILE
@@ -45,6 +48,7 @@ __all__ = [
 ]
 
 PICKLE_WEIGHTS_FILE = "pytorch_model.bin"
+TEACHER_CACHE_SUBDIR = "teachers"  # acestep_core.hub: every cache folder derives from the cache root
 
 
 class TeacherNotFoundError(CheckpointError):
@@ -60,9 +64,9 @@ class TeacherMismatchError(CheckpointMismatchError):
 
 
 def default_teacher_root() -> Path:
-    """Our teacher cache: ``$ACESTEP_CACHE_DIR/teachers`` (default ``~/.cache/acestep/teachers``)."""
-    root = os.environ.get("ACESTEP_CACHE_DIR") or Path.home() / ".cache" / "acestep"
-    return Path(root).expanduser() / "teachers"
+    """Our teacher cache: ``<cache root>/teachers`` (:func:`acestep_core.hub.cache_root`: ``$ACESTEP_CACHE_DIR``,
+    default ``~/.cache/acestep``)."""
+    return cache_root() / TEACHER_CACHE_SUBDIR
 
 
 def default_teacher_dir(name: str, root: str | Path | None = None) -> Path:

@@ -4,7 +4,7 @@ Ported from ace-step/ACE-Step@d612523 ``trainer.py`` ``Pipeline.infer_mert_ssl``
 (Apache-2.0); the same steps for both teachers, only the rate and chunk length differ:
 
 1. channel mean -> mono; sinc-resample the whole padded batch 48 kHz -> the teacher's rate (torchaudio
-   ``Resample`` with its defaults, reproduced by :func:`acestep_core.mel.sinc_resample`);
+   ``Resample`` with its defaults, reproduced by :func:`acestep_core.audio.mel.sinc_resample`);
 2. per item, mean and unbiased variance over the item's own length ``wav_lengths // (48000 / rate)``
    (``// 2`` MERT, ``// 3`` mHuBERT), ``(x - mean) / sqrt(var + 1e-7)`` (whole-track statistics);
 3. chunks of ``chunk_seconds`` (5 s / 30 s) over each item's length, the last one zero-padded to a full chunk;
@@ -27,8 +27,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
+from ..audio.mel import sinc_resample
 from ..errors import AceStepInputError
-from ..mel import sinc_resample
 from .model import HubertEncoder
 from .registry import TRAINER_SAMPLE_RATE
 
@@ -108,16 +108,17 @@ def ssl_features(encoder: HubertEncoder, wavs_48k: torch.Tensor, wav_lengths: to
                  autocast_dtype: torch.dtype | None = None) -> list[torch.Tensor]:
     """The trainer's features of one teacher: ``[B, C, N]`` 48 kHz + lengths ``[B]`` -> per item ``[frames, H]``.
 
-    Runs on the encoder's device (the waveforms are moved there). Outputs are float32, or ``autocast_dtype``'s
-    output dtype when given (e.g. bf16).
+    Runs on the encoder's device (the waveforms are moved there); the chunks enter the encoder in its parameter
+    dtype. Outputs are in that dtype, or ``autocast_dtype``'s output dtype when given (e.g. bf16).
     """
-    device = next(encoder.parameters()).device
+    weight = next(encoder.parameters())
+    device = weight.device
     mono, lengths = normalised_mono(wavs_48k.to(device), wav_lengths, sample_rate)
     chunks, chunk_lengths, per_item = split_chunks(mono, lengths, sample_rate * chunk_seconds)
     kept: list[torch.Tensor] = []
     with _autocast(device, autocast_dtype):
         for group in _groups(chunks.shape[0], max_chunks_per_call):
-            hidden = encoder(chunks[group])  # [k, T, H]
+            hidden = encoder(chunks[group].to(weight.dtype))  # [k, T, H]
             kept += [hidden[j, :chunk_frames(n)] for j, n in enumerate(chunk_lengths[group])]
     out, first = [], 0
     for count in per_item:

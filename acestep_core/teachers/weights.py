@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..checkpoint import check_state_dict, checkpoint_shapes, load_strict, read_safetensors
 from ..errors import CheckpointMismatchError
+from ..loading.checkpoint import check_state_dict, checkpoint_shapes, load_strict, read_safetensors
 from .config import HubertConfig
 from .model import HubertEncoder
 

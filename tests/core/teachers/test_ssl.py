@@ -95,3 +95,10 @@ def test_lengths_are_floored_like_the_trainer() -> None:
     wavs = torch.randn(1, 2, 48005, generator=torch.Generator().manual_seed(0))
     assert normalised_mono(wavs, torch.tensor([48005]), 24000)[1] == [24002]
     assert normalised_mono(wavs, torch.tensor([48005]), 16000)[1] == [16001]
+
+
+def test_bf16_weights_run_without_autocast(make_teacher: TeacherFactory) -> None:
+    model = load_teacher(make_teacher("t", seed=3), dtype=torch.bfloat16)
+    wavs, lengths = _batch((0.6,))
+    out = ssl_features(model, wavs, lengths, sample_rate=RATE, chunk_seconds=CHUNK_S)[0]
+    assert out.dtype == torch.bfloat16 and out.shape == (chunk_frames(9600), 32)
