@@ -8,7 +8,7 @@ and items do not interact). One safetensors file per song, ``<root>/<key[:2]>/<k
 
 * the audio: the 48 kHz float32 samples of the song's first ``min(length, 240 s)`` and their shape;
 * the teachers: :meth:`TeacherSet.fingerprint` (sha256 of each teacher's config.json and weights);
-* the settings: cache format version, encoder precision (fp32 / bf16), storage dtype.
+* the settings: cache format version, encoder precision (fp32 / bf16 autocast) and weight dtype, storage dtype.
 
 Writes are atomic (temp file + rename). A file that cannot be read, or whose key, teachers or shapes do not
 match, is recomputed and overwritten with a warning. Features served from the cache and fresh ones are the
@@ -77,9 +77,10 @@ class FeatureCache:
 
     def key(self, teachers: TeacherSet, wav_48k: torch.Tensor, *, precision: str = "fp32") -> str:
         """Cache key of one song ``[C, n]`` (already cut to its length and to 240 s)."""
+        weight_dtypes = [str(next(enc.parameters()).dtype) for enc in teachers.encoders.values()]
         settings = {"version": CACHE_FORMAT_VERSION, "teachers": teachers.fingerprint(), "names": teachers.names,
-                    "precision": precision, "storage": self.storage, "sample_rate": TRAINER_SAMPLE_RATE,
-                    "shape": list(wav_48k.shape)}
+                    "precision": precision, "weights": weight_dtypes, "storage": self.storage,
+                    "sample_rate": TRAINER_SAMPLE_RATE, "shape": list(wav_48k.shape)}
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
         digest.update(wav_48k.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         return digest.hexdigest()

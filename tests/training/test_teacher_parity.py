@@ -17,6 +17,7 @@ import torch
 from acestep_core.teachers import (
     MERT_V1_330M_CONFIG,
     MHUBERT_147_CONFIG,
+    FeatureCache,
     HubertConfig,
     HubertEncoder,
     TeacherSet,
@@ -103,6 +104,22 @@ def test_trainer_preprocessing_reproduces_ssl_features(max_chunks_per_call: int 
         assert [f.shape[0] for f in feats[name]] == cases["trainer_ssl"][f"{name}_frames"]
         for i, item in enumerate(feats[name]):
             assert_golden(item, golden[f"{name}.{i}"], CATEGORY, f"teachers/trainer_ssl:{name}.{i}")
+
+
+def test_feature_cache_reproduces_ssl_features_fresh_and_cached(tmp_path: Path) -> None:
+    """The cache computes each song alone (no batch padding): same goldens, on the miss and on the hit."""
+    names = list(_cases()["teachers"])
+    dims = {n: HubertConfig.from_json(_folder(n) / "config.json").hidden_size for n in names}
+    teacher_set = TeacherSet.load(names=names, paths={n: _folder(n) for n in names}, feature_dims=dims)
+    wavs, lengths = _trainer_input()
+    golden = load_golden(f"{TEACHERS_DIR}/trainer_ssl.safetensors")
+    for run in ("miss", "hit"):
+        cache = FeatureCache(tmp_path / "cache", storage="fp32")
+        feats = cache.features(teacher_set, wavs, lengths)
+        assert (cache.stats.hits if run == "hit" else cache.stats.misses) == len(lengths)
+        for name in names:
+            for i, item in enumerate(feats[name]):
+                assert_golden(item, golden[f"{name}.{i}"], CATEGORY, f"teachers/trainer_ssl_cache:{name}.{i}")
 
 
 def test_ssl_features_function_matches_registry_free_call(teachers: dict[str, HubertEncoder]) -> None:

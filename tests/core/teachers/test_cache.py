@@ -102,6 +102,8 @@ def test_key_depends_on_audio_teachers_and_settings(teachers: TeacherSet, teache
     louder[0, 100] += 1e-3
     assert cache.key(teachers, louder) != base
     assert cache.key(teachers, song, precision="bf16") != base
+    bf16_weights = TeacherSet.load(search_dirs=[teacher_pair], feature_dims=TINY_DIMS, dtype=torch.bfloat16)
+    assert cache.key(bf16_weights, song) != base
     assert FeatureCache(tmp_path / "c", storage="fp32").key(teachers, song) != base
     make_teacher("other/MERT-v1-330M", HubertConfig.tiny(stable_layer_norm=True), seed=77)
     other = TeacherSet.load(paths={"mert": tmp_path / "other" / "MERT-v1-330M"}, search_dirs=[teacher_pair],
