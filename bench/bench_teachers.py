@@ -98,7 +98,7 @@ def bench_case(name: str, model: Any, wavs: torch.Tensor, lengths: torch.Tensor,
                                      autocast_dtype=PRECISIONS[precision])
 
     run()  # warm-up
-    best, peak, before = float("inf"), None, 0
+    best, peak, before, frames = float("inf"), None, 0, 0
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -111,14 +111,14 @@ def bench_case(name: str, model: Any, wavs: torch.Tensor, lengths: torch.Tensor,
         best = min(best, time.perf_counter() - start)
         if device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(device)
+        frames = sum(f.shape[0] for f in feats)
         del feats
-    feats = run()
     chunk_samples = spec.chunk_samples
     chunks = sum(-(-(int(n) // spec.downsample) // chunk_samples) for n in lengths.tolist())
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     return Result(teacher=spec.display_name, precision=precision, max_chunks=str(max_chunks or "all"),
                   seconds=wavs.shape[-1] / teachers.registry.TRAINER_SAMPLE_RATE, batch=wavs.shape[0],
-                  chunks=chunks, frames=sum(f.shape[0] for f in feats), time_s=best,
+                  chunks=chunks, frames=frames, time_s=best,
                   peak_gib=None if peak is None else _gib(peak), weights_gib=_gib(weights),
                   transient_gib=None if peak is None else _gib(peak - before))
 

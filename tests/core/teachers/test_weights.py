@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,20 @@ def test_pickle_weights_file_is_never_opened(make_teacher: TeacherFactory) -> No
     torch.save({"x": torch.zeros(1)}, folder / WEIGHTS_FILE)  # a pickle under the safetensors name
     with pytest.raises(OSError, match="PyTorch pickle/zip archive despite its name"):
         load_teacher(folder)
+
+
+def test_layer_norm_front_end_mode(make_teacher: TeacherFactory) -> None:
+    """``feat_extract_norm: "layer"``: a LayerNorm over channels after every conv (no golden; structure + run)."""
+    cfg = dataclasses.replace(HubertConfig.tiny(), feat_extract_norm="layer")
+    model = load_teacher(make_teacher("layer", cfg))
+    keys = model.state_dict()
+    assert all(f"feature_extractor.conv_layers.{i}.layer_norm.weight" in keys for i in range(7))
+    x = torch.randn(1, 4000)
+    with torch.no_grad():
+        out = model(x)
+        conv0 = model.feature_extractor.conv_layers[0]
+        norm = conv0.layer_norm
+        y = torch.nn.functional.layer_norm(conv0.conv(x[:, None]).transpose(1, 2), (16,), norm.weight, norm.bias)
+        manual = torch.nn.functional.gelu(y.transpose(1, 2))
+        torch.testing.assert_close(conv0(x[:, None]), manual)
+    assert out.shape == (1, cfg.frames_for_samples(4000), 32)
