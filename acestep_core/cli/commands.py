@@ -34,6 +34,8 @@ from pathlib import Path
 from ..errors import AceStepInputError, CheckpointError
 from ..hub import CHECKPOINT_DIR_ENV, CHECKPOINT_REPO_ID
 from ..sampling.choices import TASKS
+from ..teachers.convert import COMMAND as CONVERT_TEACHER
+from ..teachers.convert import add_convert_teacher_parser, run_convert_teacher
 from .plan import CHOICES, ERG_FLAGS, KNOBS, UsageError, plan_run
 from .plan import RunPlan as RunPlan
 from .plan import resolve_device as resolve_device
@@ -47,12 +49,13 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``acestep_core`` argument parser (sub-command ``generate``)."""
+    """The ``acestep_core`` argument parser (sub-commands ``generate`` and ``convert-teacher``)."""
     parser = argparse.ArgumentParser(prog="python -m acestep_core", description="ACE-Step v1 music generation")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate music from tags and lyrics (all ACE-Step v1 tasks)",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_generate_arguments(gen)
+    add_convert_teacher_parser(sub)
     return parser
 
 
@@ -136,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.command == CONVERT_TEACHER:
+        return run_convert_teacher(args)
     try:
         plan = plan_run(args)
         written = execute(plan, quiet=args.quiet)
