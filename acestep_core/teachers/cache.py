@@ -108,9 +108,10 @@ class FeatureCache:
         except (SafetensorError, OSError, KeyError, ValueError) as e:
             problem = f"unreadable ({type(e).__name__}: {e})"
         else:
-            problem = self._mismatch(meta, tensors, key, teachers, num_samples)
-            if problem is None:
+            mismatch = self._mismatch(meta, tensors, key, teachers, num_samples)
+            if mismatch is None:
                 return tensors
+            problem = mismatch
         logger.warning("REPA feature cache file %s is %s; recomputing it", path, problem)
         self.stats.rebuilt += 1
         return None

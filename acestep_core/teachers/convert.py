@@ -84,7 +84,7 @@ def convert_teacher(source: str | Path, output: str | Path | None = None, *, ove
     return target
 
 
-def add_convert_teacher_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_convert_teacher_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``convert-teacher`` on the ``python -m acestep_core`` sub-command parser."""
     p = subparsers.add_parser(COMMAND, help="convert a REPA teacher's pytorch_model.bin to model.safetensors (once)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
