@@ -9,8 +9,8 @@ pinyin tags off, priority threshold 0.89.
 Deliberate divergences (none changes a result):
 - State lives in one :class:`LineSegmenter` per call instead of a shared instance with a last-text cache, so
   detection is re-entrant and thread-safe.
-- Only the per-language character counts that ``get_lang`` reads are produced; the merged segment list that
-  ``getTexts`` returns is not built, and segment scores are not stored (never read).
+- Segment scores are not stored (never read); :meth:`LineSegmenter.segment` returns upstream's merged segment
+  list (``getTexts``) as ``(language, text)`` pairs, which the training tokenizer reads.
 - Branches that cannot run with this filter list are dropped: the word-vote fallback for languages outside the
   filters (every py3langid label is in the list; checked when the model loads), the overrides keyed on the first
   filter (``"af"``), the non-positive score skip (normalised probabilities are >= 1/97) and the cross-line merge
@@ -120,9 +120,15 @@ class LineSegmenter:
 
     def language_counts(self, text: str) -> list[tuple[str, int]]:
         """``[(language, characters), ...]`` sorted by count, descending; ``[("zh", 0)]`` when nothing is found."""
+        return self.segment(text)[1]
+
+    def segment(self, text: str) -> tuple[list[tuple[str, str]], list[tuple[str, int]]]:
+        """``(segments, counts)``: upstream ``getTexts`` (``[(language, text), ...]``, neighbours of one language
+        merged) and ``getCounts`` (as :meth:`language_counts`) of the whole ``text``, lines included."""
         self._waiting, self._counts = [], {}
         if not text.strip():
-            return [("zh", 0)]
+            return [], [("zh", 0)]
+        found: list[_Segment] = []
         passes = (
             ("$1", _SYMBOL_TAG_RE, self._on_symbol_tag),
             ("$6", _KOREAN_RE, partial(self._on_script_run, "ko")),
@@ -142,9 +148,16 @@ class LineSegmenter:
             for tag, pattern, handler in passes:
                 piece = self._stash_matches(piece, tag, pattern, handler)
             self._walk(piece, root=True)
+            found += self._words
+        merged: list[tuple[str, str]] = []
+        for segment in found:  # upstream _merge_results
+            if merged and merged[-1][0] == segment.lang:
+                merged[-1] = (segment.lang, merged[-1][1] + segment.text)
+            else:
+                merged.append((segment.lang, segment.text))
         if not self._counts:
-            return [("zh", 0)]
-        return sorted(self._counts.items(), key=lambda item: item[1], reverse=True)
+            return merged, [("zh", 0)]
+        return merged, sorted(self._counts.items(), key=lambda item: item[1], reverse=True)
 
     # -- splitting ---------------------------------------------------------------------------------------------
 
