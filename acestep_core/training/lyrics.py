@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..lyrics import SUPPORTED_LANGUAGES, LyricTokenizer
 from ..lyrics.language import STRUCTURE_TAG_PATTERN, _language_classifier
@@ -83,11 +83,11 @@ def tokenize_training_lyrics(tokenizer: LyricTokenizer, lyrics: str) -> Training
     segments, counts = LineSegmenter(_language_classifier()).segment(lyrics)
     main = counts[0][0] if counts else FALLBACK_LANGUAGE
     main = main or FALLBACK_LANGUAGE
-    found = dict(main_language=main, language_counts=tuple(counts), segments=tuple(segments))
+    found = TrainingLyrics(ids=(), main_language=main, language_counts=tuple(counts), segments=tuple(segments))
     if main not in SUPPORTED_LANGUAGES:
         reason = (f"the lyrics read as '{main}' overall, a language ACE-Step has no token for (the original trainer "
                   "skips such songs); encoded line by line as at inference instead")
-        return TrainingLyrics(ids=tuple(tokenizer.inspect(lyrics).tokens.ids), fallback=reason, **found)
+        return replace(found, ids=tuple(tokenizer.inspect(lyrics).tokens.ids), fallback=reason)
     ids = [tokenizer.start_id]
     dropped: list[str] = []
     for segment_lang, text in segments:
@@ -101,4 +101,4 @@ def tokenize_training_lyrics(tokenizer: LyricTokenizer, lyrics: str) -> Training
             except Exception as error:  # noqa: BLE001 - the original logs and drops the line
                 logger.warning("lyrics line %r dropped: %s: %s", line[:40], type(error).__name__, error)
                 dropped.append(line)
-    return TrainingLyrics(ids=tuple(ids), dropped_lines=tuple(dropped), **found)
+    return replace(found, ids=tuple(ids), dropped_lines=tuple(dropped))
