@@ -9,11 +9,13 @@ Deliberate divergences:
 - ERG ("Entropy Rectifying Guidance") is exposed as ``lyric_query_scale`` (lyric-encoder layers
   ``ERG_LYRIC_LAYERS``) and ``query_scale`` (DiT blocks ``ERG_DIFFUSION_BLOCKS``) arguments that multiply
   the query projection outputs, instead of upstream's in-place forward hooks (same numbers; spec 5.8).
-- Inference only: the SSL/REPA branch (``projectors``) and ControlNet input are not run. ``projectors``
-  and the unused ``cross_attn.add_*``/``to_add_out`` layers (717 M of the 3.3 B parameters) are only
-  declared with ``keep_unused=True``; otherwise :meth:`AceStepTransformer.unused_checkpoint_shapes` lists
-  them so the strict loader checks their shapes in the released file and drops them.
-  No dropout, no gradient checkpointing.
+- The SSL/REPA branch is not part of ``decode``: training declares ``projectors`` (``repa_heads=True``)
+  and runs them on the block outputs it captures (:mod:`acestep_core.training.repa`). ``projectors`` and the
+  unused ``cross_attn.add_*``/``to_add_out`` layers (717 M of the 3.3 B parameters) are otherwise only declared
+  with ``keep_unused=True``; :meth:`AceStepTransformer.unused_checkpoint_shapes` lists what is not declared so
+  the strict loader checks their shapes in the released file and drops them. No ControlNet input.
+- No dropout modules (training passes the lyric Conformer's dropout to :meth:`encode`); gradient
+  checkpointing is a ``block_forward`` the caller passes to :meth:`decode`.
 - ``forward``/``decode`` return the sample tensor (no output dataclass, no projection losses).
 - ``decode`` with ``output_length=None`` keeps the input length (upstream's default 0 would crop to nothing).
 - Inputs are validated up front and raise :class:`AceStepInputError` with a how-to-fix message.
@@ -31,7 +33,7 @@ from .config import TransformerConfig
 from .errors import AceStepInputError, check_latent_shape
 from .nn.attention import cross_attention_bias
 from .nn.blocks import TIMESTEP_CHANNELS, FinalLayer, LinearTransformerBlock, PatchEmbed, TimestepEmbedding, Timesteps
-from .nn.conformer import LyricConformerEncoder
+from .nn.conformer import Dropout, LyricConformerEncoder
 from .nn.rope import rope_tables
 from .ops import Ops
 
@@ -91,16 +93,20 @@ class AceStepTransformer(nn.Module):
         ops: namespace of layer classes with ``torch.nn`` signatures (``comfy.ops.manual_cast`` in ComfyUI).
         keep_unused: also declare the checkpoint tensors inference never uses (``projectors.*`` and
             ``cross_attn.{add_q_proj,add_k_proj,add_v_proj,to_add_out}``), e.g. to re-save a full file.
+        repa_heads: declare ``projectors.*`` only (the REPA heads training runs; the unused cross-attention
+            layers are still checked and dropped).
     """
 
     def __init__(self, cfg: TransformerConfig, *, dtype: torch.dtype | None = None,
-                 device: torch.device | str | None = None, ops: Ops = nn, keep_unused: bool = False) -> None:
+                 device: torch.device | str | None = None, ops: Ops = nn, keep_unused: bool = False,
+                 repa_heads: bool = False) -> None:
         super().__init__()
         if tuple(cfg.patch_size) != (cfg.max_height, 1):
             raise ValueError(f"AceStepTransformer supports patch_size (max_height, 1) = ({cfg.max_height}, 1) only "
                              f"(one token per latent frame), got patch_size {cfg.patch_size}")
         self.cfg = cfg
         self.keep_unused = keep_unused
+        self.repa_heads = keep_unused or repa_heads
         dim = cfg.model_dim
         heads, head_dim = cfg.num_attention_heads, cfg.attention_head_dim
         self.transformer_blocks = nn.ModuleList([
@@ -119,7 +125,7 @@ class AceStepTransformer(nn.Module):
             cfg.lyric_encoder_linear_units, cfg.lyric_encoder_num_blocks, dtype=dtype, device=device, ops=ops,
         )
         self.lyric_proj = ops.Linear(cfg.lyric_hidden_size, dim, dtype=dtype, device=device)
-        if keep_unused:  # REPA heads (training only, never run here)
+        if self.repa_heads:  # REPA heads (training only)
             self.projectors = nn.ModuleList([
                 nn.Sequential(ops.Linear(dim, 2 * dim, dtype=dtype, device=device), nn.SiLU(),
                               ops.Linear(2 * dim, 2 * dim, dtype=dtype, device=device), nn.SiLU(),
@@ -142,6 +148,8 @@ class AceStepTransformer(nn.Module):
             for name, (n_out, n_in) in layer_shapes.items():
                 shapes[f"transformer_blocks.{i}.cross_attn.{name}.weight"] = (n_out, n_in)
                 shapes[f"transformer_blocks.{i}.cross_attn.{name}.bias"] = (n_out,)
+        if self.repa_heads:
+            return shapes
         for k, ssl_dim in enumerate(self.cfg.ssl_latent_dims):
             layers = {0: (2 * dim, dim), 2: (2 * dim, 2 * dim), 4: (ssl_dim, 2 * dim)}  # Linear, SiLU, Linear, ...
             for index, (n_out, n_in) in layers.items():
@@ -151,7 +159,8 @@ class AceStepTransformer(nn.Module):
 
     def encode(self, encoder_text_hidden_states: torch.Tensor, text_attention_mask: torch.Tensor,
                speaker_embeds: torch.Tensor | None, lyric_token_idx: torch.Tensor, lyric_mask: torch.Tensor, *,
-               lyric_query_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+               lyric_query_scale: float = 1.0, lyric_dropout: Dropout | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Build the condition sequence ``C = [speaker, text, lyrics]`` and its mask.
 
         The activation dtype is the dtype of ``encoder_text_hidden_states``.
@@ -164,6 +173,7 @@ class AceStepTransformer(nn.Module):
             lyric_mask: [B, L_l] (1 = token, 0 = padding).
             lyric_query_scale: multiplies the ``linear_q`` output of lyric-encoder layers ``ERG_LYRIC_LAYERS``
                 (``ERG_TEMPERATURE`` = 0.01 reproduces upstream's ERG-lyric hooks; 1.0 = off).
+            lyric_dropout: training only: the lyric Conformer's dropout, ``dropout(tensor, site)``.
 
         Returns:
             ``encoder_hidden_states`` [B, 1 + L_t + L_l, D] and ``encoder_hidden_mask`` [B, 1 + L_t + L_l] fp32.
@@ -176,7 +186,7 @@ class AceStepTransformer(nn.Module):
         # The embedding output follows its weight dtype; move it to the activation dtype (the text states').
         lyric_embs = self.lyric_embs(lyric_token_idx).to(encoder_text_hidden_states.dtype)  # [B, L_l, lyric_hidden]
         lyrics = self.lyric_encoder(lyric_embs, lyric_mask, query_scale=lyric_query_scale,
-                                    scaled_layers=ERG_LYRIC_LAYERS)  # [B, L_l, lyric_hidden_size]
+                                    scaled_layers=ERG_LYRIC_LAYERS, dropout=lyric_dropout)  # [B, L_l, lyric_hidden]
         lyrics = self.lyric_proj(lyrics)  # [B, L_l, D]
         states = torch.cat([speaker, text, lyrics], dim=1)
         speaker_mask = torch.ones(batch, 1, dtype=torch.float32, device=states.device)

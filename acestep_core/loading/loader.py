@@ -64,13 +64,14 @@ class LoadedCheckpoint:
     tokenizer: TokenizerSource | None = None
 
 
-def _build(name: ComponentName, spec: ModelSpec, *, dtype: torch.dtype, ops: Ops) -> nn.Module:
+def _build(name: ComponentName, spec: ModelSpec, *, dtype: torch.dtype, ops: Ops,
+           repa_heads: bool = False) -> nn.Module:
     """Instantiate one component on the meta device."""
     with torch.device("meta"):
         if name == "transformer":
             from ..transformer import AceStepTransformer
 
-            return AceStepTransformer(spec.transformer, dtype=dtype, ops=ops)
+            return AceStepTransformer(spec.transformer, dtype=dtype, ops=ops, repa_heads=repa_heads)
         if name == "dcae":
             from ..dcae import MusicDCAE
 
@@ -99,11 +100,12 @@ def _prepare_state_dict(component: Component, raw: dict[str, torch.Tensor], *, s
 
 
 def _load_component(
-    name: ComponentName, raw: dict[str, torch.Tensor], spec: ModelSpec, *, source: str, dtype: torch.dtype, ops: Ops
+    name: ComponentName, raw: dict[str, torch.Tensor], spec: ModelSpec, *, source: str, dtype: torch.dtype, ops: Ops,
+    repa_heads: bool = False,
 ) -> nn.Module:
     component = COMPONENTS_BY_NAME[name]
     state_dict = _prepare_state_dict(component, raw, source=source)
-    module = _build(name, spec, dtype=dtype, ops=ops)
+    module = _build(name, spec, dtype=dtype, ops=ops, repa_heads=repa_heads)
     return load_strict(module, state_dict, source=source, component=name)
 
 
@@ -140,14 +142,15 @@ def _folder_spec(root: Path, wanted: Collection[str]) -> ModelSpec:
 
 
 def _load_folder(root: Path, wanted: Collection[ComponentName], *, device: torch.device, dtype: torch.dtype,
-                 ops: Ops) -> LoadedCheckpoint:
+                 ops: Ops, repa_heads: bool) -> LoadedCheckpoint:
     spec = _folder_spec(root, wanted)
     result = LoadedCheckpoint(spec=spec, source=root, layout="folder")
     for name in wanted:
         component = COMPONENTS_BY_NAME[name]
         file = root / component.folder / component.weights_file
         raw = read_safetensors(file, device=device, dtype=dtype)
-        setattr(result, name, _load_component(name, raw, spec, source=str(file), dtype=dtype, ops=ops))
+        setattr(result, name, _load_component(name, raw, spec, source=str(file), dtype=dtype, ops=ops,
+                                              repa_heads=repa_heads))
     if "text_encoder" in wanted:
         result.tokenizer = TokenizerSource(kind="tokenizer_json", path=root / "umt5-base" / "tokenizer.json")
     return result
@@ -198,7 +201,7 @@ def _owned_by(owners: dict[str, str], name: str) -> Callable[[str], bool]:
 
 
 def _load_single_file(path: Path, wanted: Collection[ComponentName], *, spec: ModelSpec, device: torch.device,
-                      dtype: torch.dtype, ops: Ops) -> LoadedCheckpoint:
+                      dtype: torch.dtype, ops: Ops, repa_heads: bool) -> LoadedCheckpoint:
     owners = _split_single_file(path)
     missing = [n for n in wanted if n not in owners.values()]
     if missing:
@@ -212,7 +215,8 @@ def _load_single_file(path: Path, wanted: Collection[ComponentName], *, spec: Mo
         prefix = COMPONENTS_BY_NAME[name].comfy_prefix
         raw = read_safetensors(path, device=device, dtype=dtype, keep=_owned_by(owners, name))
         raw = {k[len(prefix):]: v for k, v in raw.items()}
-        setattr(result, name, _load_component(name, raw, spec, source=f"{path} [{prefix}*]", dtype=dtype, ops=ops))
+        setattr(result, name, _load_component(name, raw, spec, source=f"{path} [{prefix}*]", dtype=dtype, ops=ops,
+                                              repa_heads=repa_heads))
     if "text_encoder" in wanted and COMFY_SPIECE_KEY in owners:
         blob = read_safetensors(path, keep=lambda k: k == COMFY_SPIECE_KEY)[COMFY_SPIECE_KEY]
         result.tokenizer = TokenizerSource(kind="sentencepiece", data=blob.to(torch.uint8).numpy().tobytes())
@@ -227,6 +231,7 @@ def load_checkpoint(
     components: Collection[ComponentName] = ALL_COMPONENTS,
     spec: ModelSpec | None = None,
     ops: Ops = DEFAULT_OPS,
+    repa_heads: bool = False,
 ) -> LoadedCheckpoint:
     """Load an ACE-Step v1 checkpoint (official folder or ComfyUI single file) strictly.
 
@@ -238,6 +243,7 @@ def load_checkpoint(
         spec: architecture for single files (default: the released 3.5B model); folders read their
             ``config.json`` files and must not be given one.
         ops: layer namespace (``torch.nn`` or e.g. ComfyUI's ``comfy.ops.manual_cast``).
+        repa_heads: keep the transformer's REPA projector heads (training); inference drops them.
     Returns:
         :class:`LoadedCheckpoint`; ``codec`` is set when both dcae and vocoder are loaded.
     """
@@ -252,10 +258,10 @@ def load_checkpoint(
             raise ValueError(
                 "spec is only used for single files; a checkpoint folder is described by its config.json files"
             )
-        result = _load_folder(resolve_folder(path), wanted, device=device, dtype=dtype, ops=ops)
+        result = _load_folder(resolve_folder(path), wanted, device=device, dtype=dtype, ops=ops, repa_heads=repa_heads)
     elif path.is_file():
         result = _load_single_file(path, wanted, spec=spec or MODEL_SPECS["ace-step-v1-3.5b"], device=device,
-                                   dtype=dtype, ops=ops)
+                                   dtype=dtype, ops=ops, repa_heads=repa_heads)
     else:
         raise CheckpointError(
             f"checkpoint not found: {path}. Pass the ACE-Step-v1-3.5B folder (with ace_step_transformer/, "

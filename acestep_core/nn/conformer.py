@@ -6,7 +6,11 @@ configuration ACE-Step v1 instantiates: ``input_layer="linear"``, ``pos_enc_laye
 dynamic chunks (full, non-causal attention with a key-padding mask), SiLU ("swish") activation.
 
 Deliberate divergences:
-- Inference only: no dropout, no gradient checkpointing, no streaming caches or chunk masks.
+- No dropout modules: training passes a ``dropout(tensor, site)`` function (keyed per sample, see
+  :mod:`acestep_core.training.draws`) applied at upstream's six kinds of dropout sites (embedding output,
+  positional encoding of the input and of the relative table, attention output, feed-forward hidden and output);
+  inference passes none. The relative table then gets one mask per item (upstream: one per batch).
+- No gradient checkpointing, no streaming caches or chunk masks.
 - No registered buffer for the relative position table: it is computed per call for the needed length
   (same values as upstream's 5000-row table sliced around its centre).
 - ERG is a ``query_scale`` argument (multiplies the ``linear_q`` output of the selected layers) instead
@@ -16,13 +20,14 @@ Deliberate divergences:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..ops import Ops, cast_like
 
+Dropout = Callable[[torch.Tensor, str], torch.Tensor]  # (activations, site name) -> activations
 LAYER_NORM_EPS = 1e-5  # upstream nn.LayerNorm(size, eps=1e-5)
 REL_POS_BASE = 10000.0  # ESPnet sinusoid base
 
@@ -86,7 +91,7 @@ class RelPositionAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor, pos_table: torch.Tensor, *,
                 query_scale: float = 1.0) -> torch.Tensor:
-        """``x`` [B, L, D], ``key_mask`` bool [B, L] (True = valid), ``pos_table`` [1, 2L-1, D] -> [B, L, D]."""
+        """``x`` [B, L, D], ``key_mask`` bool [B, L] (True = valid), ``pos_table`` [1 or B, 2L-1, D] -> [B, L, D]."""
         batch, length, _ = x.shape
         query = self.linear_q(x)
         if query_scale != 1.0:
@@ -94,7 +99,7 @@ class RelPositionAttention(nn.Module):
         query = query.view(batch, length, self.heads, self.head_dim)  # [B, L, H, d]
         key = self.linear_k(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2)  # [B, H, L, d]
         value = self.linear_v(x).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
-        pos = self.linear_pos(pos_table).view(1, -1, self.heads, self.head_dim).transpose(1, 2)  # [1, H, 2L-1, d]
+        pos = self.linear_pos(pos_table).view(pos_table.shape[0], -1, self.heads, self.head_dim).transpose(1, 2)
 
         query_u = (query + cast_like(self.pos_bias_u, query)).transpose(1, 2)  # [B, H, L, d]
         query_v = (query + cast_like(self.pos_bias_v, query)).transpose(1, 2)
@@ -120,8 +125,9 @@ class FeedForward(nn.Module):
         self.w_1 = ops.Linear(dim, hidden, bias=True, dtype=dtype, device=device)
         self.w_2 = ops.Linear(hidden, dim, bias=True, dtype=dtype, device=device)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_2(torch.nn.functional.silu(self.w_1(x)))
+    def forward(self, x: torch.Tensor, dropout: Dropout | None = None, site: str = "ff") -> torch.Tensor:
+        hidden = torch.nn.functional.silu(self.w_1(x))
+        return self.w_2(hidden if dropout is None else dropout(hidden, site))
 
 
 class ConformerLayer(nn.Module):
@@ -136,9 +142,11 @@ class ConformerLayer(nn.Module):
         self.norm_mha = ops.LayerNorm(dim, eps=LAYER_NORM_EPS, dtype=dtype, device=device)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor, pos_table: torch.Tensor, *,
-                query_scale: float = 1.0) -> torch.Tensor:
-        x = x + self.self_attn(self.norm_mha(x), key_mask, pos_table, query_scale=query_scale)
-        return x + self.feed_forward(self.norm_ff(x))
+                query_scale: float = 1.0, dropout: Dropout | None = None, site: str = "layer") -> torch.Tensor:
+        attended = self.self_attn(self.norm_mha(x), key_mask, pos_table, query_scale=query_scale)
+        x = x + (attended if dropout is None else dropout(attended, f"{site}.attn"))
+        fed = self.feed_forward(self.norm_ff(x), dropout, f"{site}.ff_hidden")
+        return x + (fed if dropout is None else dropout(fed, f"{site}.ff"))
 
 
 class LinearEmbed(nn.Module):
@@ -180,15 +188,22 @@ class LyricConformerEncoder(nn.Module):
         self.after_norm = ops.LayerNorm(dim, eps=LAYER_NORM_EPS, dtype=dtype, device=device)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, *, query_scale: float = 1.0,
-                scaled_layers: Sequence[int] = ()) -> torch.Tensor:
+                scaled_layers: Sequence[int] = (), dropout: Dropout | None = None) -> torch.Tensor:
         """``x`` [B, L, in_dim], ``mask`` [B, L] (nonzero = valid) -> [B, L, dim].
 
-        ``query_scale`` multiplies the ``linear_q`` output of the layers listed in ``scaled_layers``.
+        ``query_scale`` multiplies the ``linear_q`` output of the layers listed in ``scaled_layers``; ``dropout``
+        (training) is applied at upstream's dropout sites, named for the keyed masks.
         """
         key_mask = mask.to(torch.bool)  # [B, L]
-        x = self.embed(x) * math.sqrt(self.dim)
+        x = self.embed(x)
+        if dropout is not None:
+            x = dropout(x, "embed")
+        x = x * math.sqrt(self.dim)
         pos_table = relative_position_table(x.shape[1], self.dim, device=x.device).to(x.dtype)  # [1, 2L-1, D]
+        if dropout is not None:
+            x = dropout(x, "position.input")
+            pos_table = dropout(pos_table.expand(x.shape[0], -1, -1), "position.table")  # [B, 2L-1, D]
         for index, layer in enumerate(self.encoders):
             scale = query_scale if index in scaled_layers else 1.0
-            x = layer(x, key_mask, pos_table, query_scale=scale)
+            x = layer(x, key_mask, pos_table, query_scale=scale, dropout=dropout, site=f"layer{index}")
         return self.after_norm(x)
