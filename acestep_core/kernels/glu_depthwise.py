@@ -31,13 +31,16 @@ def silu_depthwise_glu_reference(u: torch.Tensor, weight: torch.Tensor, bias: to
     channels = weight.shape[0]
     conv = F.conv1d(F.silu(u).transpose(1, 2), weight, bias, padding=weight.shape[-1] // 2, groups=channels)
     value, gate = conv.chunk(2, dim=1)  # [B, H, T] each
+    if torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad):  # training: autograd, no out=
+        return (value.transpose(1, 2) * F.silu(gate).transpose(1, 2)).contiguous()
     out = torch.empty(u.shape[0], u.shape[1], channels // 2, dtype=u.dtype, device=u.device)
     return torch.mul(value.transpose(1, 2), F.silu(gate).transpose(1, 2), out=out)
 
 
 def silu_depthwise_glu(u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``u`` [B, T, 2H] -> [B, T, H]; the fused Triton kernel where :mod:`.dispatch` allows, else the reference."""
-    if weight.shape[-1] != 3 or not use_triton(GLU_DEPTHWISE, u):
+    needs_grad = torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad)  # the kernel has no backward
+    if weight.shape[-1] != 3 or needs_grad or not use_triton(GLU_DEPTHWISE, u):
         return silu_depthwise_glu_reference(u, weight, bias)
     full_bias = bias if bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
     return run_fused(GLU_DEPTHWISE, lambda: _triton_op()(u.contiguous(), weight.contiguous(), full_bias.contiguous()),

@@ -70,10 +70,11 @@ def np_linspace(start: float, stop: float, num: int) -> torch.Tensor:
     return values
 
 
-def training_sigmas(sigma_max: float = 1.0) -> torch.Tensor:
-    """[1000] float32 shifted training grid, descending (upstream scheduler ``__init__``)."""
+def training_sigmas(sigma_max: float = 1.0, shift: float = SHIFT) -> torch.Tensor:
+    """[1000] float32 shifted training grid, descending (upstream scheduler ``__init__``; the trainer's
+    ``--shift``)."""
     grid = np_linspace(1.0, sigma_max * NUM_TRAIN_TIMESTEPS, NUM_TRAIN_TIMESTEPS).to(torch.float32).flip(0)
-    return shift_sigmas(grid / NUM_TRAIN_TIMESTEPS)
+    return shift_sigmas(grid / NUM_TRAIN_TIMESTEPS, shift)
 
 
 def sigma_range(sigma_max: float = 1.0) -> tuple[float, float]:
