@@ -19,22 +19,21 @@ __all__ = ["OptimConfig", "lr_multiplier", "make_optimizer"]
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser settings (the original's defaults; its CLI default for ``max_steps`` is 2,000,000, which makes
-    the decay a constant rate in practice)."""
+    """Optimiser settings (the original's defaults). The schedule decays to 0 at the run's ``max_steps`` (the
+    original's CLI default, 2,000,000, makes that a constant rate in practice)."""
 
     learning_rate: float = 1e-4
     weight_decay: float = 1e-2
     betas: tuple[float, float] = (0.8, 0.9)
     eps: float = 1e-8
     warmup_steps: int = 10
-    max_steps: int = 2_000_000
     grad_clip_norm: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
             raise ValueError(f"learning rate {self.learning_rate}: must be > 0 (the original uses 1e-4)")
-        if self.max_steps < 1 or self.warmup_steps < 0:
-            raise ValueError(f"max_steps {self.max_steps} must be >= 1 and warmup_steps {self.warmup_steps} >= 0")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps {self.warmup_steps}: must be >= 0")
         if not self.grad_clip_norm > 0:
             raise ValueError(f"gradient clip norm {self.grad_clip_norm}: must be > 0 (the original uses 0.5)")
 
@@ -48,11 +47,11 @@ def lr_multiplier(step: int, warmup_steps: int, max_steps: int) -> float:
     return max(0.0, 1.0 - progress)
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], config: OptimConfig
+def make_optimizer(params: Iterable[torch.nn.Parameter], config: OptimConfig, max_steps: int
                    ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW and its schedule (step the schedule after every ``optimizer.step()``)."""
+    """AdamW and its schedule over ``max_steps`` (step the schedule after every ``optimizer.step()``)."""
     optimizer = torch.optim.AdamW([{"params": list(params)}], lr=config.learning_rate,
                                   weight_decay=config.weight_decay, betas=config.betas, eps=config.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_multiplier(step, config.warmup_steps, config.max_steps))
+        optimizer, lambda step: lr_multiplier(step, config.warmup_steps, max_steps))
     return optimizer, scheduler

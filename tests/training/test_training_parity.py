@@ -52,8 +52,8 @@ def setup() -> dict[str, Any]:
         p.requires_grad_(True)
     hp = CASES["hparams"]
     optim = OptimConfig(learning_rate=hp["learning_rate"], weight_decay=hp["weight_decay"],
-                        warmup_steps=hp["warmup_steps"], max_steps=hp["max_steps"])
-    optimizer, scheduler = make_optimizer(adapter.parameters(), optim)
+                        warmup_steps=hp["warmup_steps"])
+    optimizer, scheduler = make_optimizer(adapter.parameters(), optim, hp["max_steps"])
     return dict(checkpoint=checkpoint, transformer=transformer, adapter=adapter, optimizer=optimizer,
                 scheduler=scheduler, optim=optim, golden=load_golden("training/steps.safetensors"))
 
