@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from .lora import ADAPTER_CONFIG_FILE, PEFT_WEIGHTS_FILE, LoraAdapter
 
-__all__ = ["COMFYUI_WEIGHTS_FILE", "atomic_write", "save_lora"]
+__all__ = ["COMFYUI_WEIGHTS_FILE", "atomic_write", "atomic_write_bytes", "atomic_write_text", "save_lora"]
 
 COMFYUI_WEIGHTS_FILE = "pytorch_lora_weights_comfyui.safetensors"
 
@@ -41,13 +41,19 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+    return atomic_write(path, write)
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
 def _save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     data = {k: v.detach().to(device="cpu", dtype=torch.float32).contiguous() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(data, str(tmp), metadata={"format": "pt"}))
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
 
 
 def save_lora(adapter: LoraAdapter, folder: str | Path) -> Path:
@@ -56,7 +62,7 @@ def save_lora(adapter: LoraAdapter, folder: str | Path) -> Path:
     tensors = adapter.state_dict()
     _save_tensors(folder / PEFT_WEIGHTS_FILE, tensors)
     text = json.dumps(adapter.config.adapter_config(), indent=2) + "\n"
-    atomic_write(folder / ADAPTER_CONFIG_FILE, lambda tmp: _write_text(tmp, text))
+    atomic_write_text(folder / ADAPTER_CONFIG_FILE, text)
     config = adapter.config
     if float(config.lora_alpha or config.r) != float(config.r) or config.use_rslora:
         # ComfyUI scales by alpha / r; rsLoRA's alpha / sqrt(r) becomes the equivalent alpha' = alpha * sqrt(r).

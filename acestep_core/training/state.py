@@ -1,0 +1,98 @@
+"""The training state that ``--resume`` continues from, without pickles: the optimiser's moments as safetensors,
+everything else (step, settings, Adam step counts, schedule position) as JSON.
+
+Random draws need no state: they are keyed by (seed, step, dataset index) (:mod:`.draws`), and so is the data
+order, so restoring the LoRA, the optimiser and the step continues a run exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import CheckpointError
+from .config import TrainConfig
+from .save import atomic_write, atomic_write_text
+
+__all__ = ["STATE_JSON", "STATE_TENSORS", "TrainingState", "load_state", "save_state"]
+
+STATE_JSON = "training_state.json"
+STATE_TENSORS = "training_state.safetensors"
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainingState:
+    """Where a run stands after ``step`` optimiser steps."""
+
+    step: int
+    config: TrainConfig
+    param_names: tuple[str, ...]  # the LoRA parameters, in optimiser order
+    moments: dict[str, torch.Tensor]  # "<name>.exp_avg", "<name>.exp_avg_sq"
+    adam_steps: tuple[float, ...]
+    loss_history: tuple[tuple[int, float], ...] = ()
+
+
+def capture(step: int, config: TrainConfig, names: list[str], optimizer: torch.optim.Optimizer,
+            loss_history: list[tuple[int, float]]) -> TrainingState:
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if len(params) != len(names):
+        raise ValueError(f"training state: {len(names)} names for {len(params)} optimiser parameters")
+    moments: dict[str, torch.Tensor] = {}
+    steps: list[float] = []
+    for name, param in zip(names, params, strict=True):
+        state = optimizer.state.get(param, {})
+        for moment in ("exp_avg", "exp_avg_sq"):
+            moments[f"{name}.{moment}"] = (state[moment] if moment in state else torch.zeros_like(param)).detach()
+        steps.append(float(state["step"]) if "step" in state else 0.0)
+    return TrainingState(step, config, tuple(names), moments, tuple(steps), tuple(loss_history))
+
+
+def restore(state: TrainingState, optimizer: torch.optim.Optimizer) -> None:
+    """Put the saved moments and step counts into ``optimizer`` (same parameters, same order)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if len(params) != len(state.param_names):
+        raise CheckpointError(f"training state holds {len(state.param_names)} LoRA tensors, the LoRA has "
+                              f"{len(params)}: it belongs to another LoRA configuration")
+    for name, param, count in zip(state.param_names, params, state.adam_steps, strict=True):
+        avg, avg_sq = state.moments[f"{name}.exp_avg"], state.moments[f"{name}.exp_avg_sq"]
+        if avg.shape != param.shape:
+            raise CheckpointError(f"training state: {name} has shape {list(avg.shape)}, the LoRA {list(param.shape)}")
+        optimizer.state[param] = {"step": torch.tensor(count), "exp_avg": avg.to(param).clone(),
+                                  "exp_avg_sq": avg_sq.to(param).clone()}
+
+
+def save_state(folder: Path, state: TrainingState) -> None:
+    """Write the state next to a LoRA (tensors first, then the JSON that names them: a JSON present means a
+    complete state)."""
+    tensors = {k: v.to(device="cpu", dtype=torch.float32).contiguous() for k, v in state.moments.items()}
+    atomic_write(folder / STATE_TENSORS, lambda tmp: save_file(tensors, str(tmp)))
+    doc = {"format": STATE_FORMAT, "step": state.step, "config": state.config.to_dict(),
+           "param_names": list(state.param_names), "adam_steps": list(state.adam_steps),
+           "loss_history": [list(entry) for entry in state.loss_history]}
+    text = json.dumps(doc, indent=1) + "\n"
+    atomic_write_text(folder / STATE_JSON, text)
+
+
+def load_state(folder: Path) -> TrainingState:
+    """Read a state written by :func:`save_state`; a clear error names what is missing or broken."""
+    json_path, tensor_path = folder / STATE_JSON, folder / STATE_TENSORS
+    try:
+        doc: dict[str, Any] = json.loads(json_path.read_text(encoding="utf-8"))
+        moments = load_file(str(tensor_path))
+    except (OSError, json.JSONDecodeError, SafetensorError) as e:
+        raise CheckpointError(f"{folder}: the training state cannot be read ({e}); resume from another "
+                              "checkpoint folder (checkpoints/step_*) or start again with --overwrite") from e
+    if doc.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{json_path}: training state format {doc.get('format')!r}, expected {STATE_FORMAT}")
+    history = tuple((int(s), float(v)) for s, v in doc.get("loss_history", []) if math.isfinite(float(v)))
+    return TrainingState(step=int(doc["step"]), config=TrainConfig.from_dict(doc["config"]),
+                         param_names=tuple(doc["param_names"]), moments=moments,
+                         adam_steps=tuple(float(s) for s in doc["adam_steps"]), loss_history=history)
