@@ -50,7 +50,7 @@ def repa_losses(projectors: nn.ModuleList, names: Sequence[str], depths: Sequenc
         hidden = block_outputs[depth]
         if len(items) != hidden.shape[0]:
             raise ValueError(f"REPA: {len(items)} {name} feature sequences for a batch of {hidden.shape[0]}")
-        estimates = projector(hidden)  # [B, T, d_k]
+        estimates = projector(hidden).float()  # [B, T, d_k]; the loss in fp32 (a no-op for fp32 weights)
         total = sum((_item_loss(z.to(estimates), z_tilde) for z, z_tilde in zip(items, estimates, strict=True)),
                     estimates.new_zeros(()))
         losses[name] = total / hidden.shape[0]

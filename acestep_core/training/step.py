@@ -141,14 +141,17 @@ def step_loss(transformer: AceStepTransformer, target_latents: torch.Tensor, con
     timesteps, sigmas = timesteps_from_normal(draws.timestep_normal, shift=shift)
     timesteps, sigmas = timesteps.to(device), sigmas.to(device=device, dtype=dtype).view(-1, 1, 1, 1)
     noisy = sigmas * draws.noise.to(device=device, dtype=dtype) + (1.0 - sigmas) * target_latents
-    states, state_mask = transformer.encode(conditions.text_states, conditions.text_mask, conditions.speaker,
-                                            conditions.lyric_ids, conditions.lyric_mask, lyric_dropout=lyric_dropout)
+    model_dtype = next(transformer.parameters()).dtype  # bf16 base weights: the network runs in bf16
+    states, state_mask = transformer.encode(conditions.text_states.to(model_dtype), conditions.text_mask,
+                                            conditions.speaker.to(model_dtype), conditions.lyric_ids,
+                                            conditions.lyric_mask, lyric_dropout=lyric_dropout)
     cfg = transformer.cfg
     use_repa = bool(ssl_features)
     captured: dict[int, torch.Tensor] = {}
     runner = _block_runner(transformer, cfg.ssl_encoder_depths if use_repa else (), captured, checkpoint_blocks)
-    velocity = transformer.decode(noisy, mask, states, state_mask, timesteps.to(dtype), output_length=frames,
-                                  block_forward=runner)
+    velocity = transformer.decode(noisy.to(model_dtype), mask.to(model_dtype), states, state_mask,
+                                  timesteps.to(dtype).to(model_dtype), output_length=frames,
+                                  block_forward=runner).to(dtype)
     x0_estimate = velocity * (-sigmas) + noisy  # EDM-style preconditioning: the loss is in x0 space
     mask4 = mask[:, None, None, :].expand(-1, target_latents.shape[1], target_latents.shape[2], -1)
     per_item = F.mse_loss((x0_estimate * mask4).reshape(batch, -1), (target_latents * mask4).reshape(batch, -1),
