@@ -129,16 +129,20 @@ def read_training_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(np.ascontiguousarray(data.T)), int(sample_rate)
 
 
-def _discard_reason(waveform: torch.Tensor, source_frames: int, silent_fraction: float) -> str | None:
-    if source_frames == 0:
+def _discard_reason(waveform: torch.Tensor, source_duration_s: float, padded: bool, silent_fraction: float
+                    ) -> str | None:
+    if source_duration_s == 0:
         return "the file contains no audio samples"
     nan_samples = int(torch.isnan(waveform).sum())
     if nan_samples:
         return f"{nan_samples} samples are NaN (a broken float file?); re-export the audio"
-    if silent_fraction > SILENT_FRACTION_LIMIT:
-        return (f"silent: {silent_fraction:.1%} of the samples are exactly zero (more than "
-                f"{SILENT_FRACTION_LIMIT:.0%}, the original trainer's limit); check the file or remove the song")
-    return None
+    if silent_fraction <= SILENT_FRACTION_LIMIT:
+        return None
+    limit = f"more than {SILENT_FRACTION_LIMIT:.0%}, the original trainer's limit"
+    if padded:
+        return (f"too short or silent: {source_duration_s:.2f} s zero-padded to {MIN_DURATION_S:g} s is "
+                f"{silent_fraction:.1%} zeros ({limit}); use clips of at least {MIN_DURATION_S:g} s of sound")
+    return f"silent: {silent_fraction:.1%} of the samples are exactly zero ({limit}); check the file or remove the song"
 
 
 def prepare_waveform(audio: torch.Tensor, sample_rate: int, *, path: Path | None = None) -> PreparedAudio:
@@ -146,6 +150,8 @@ def prepare_waveform(audio: torch.Tensor, sample_rate: int, *, path: Path | None
     if audio.ndim != 2 or audio.shape[0] < 1:
         raise TrainingAudioError(f"training audio{f' {path}' if path else ''}: expected a [channels, samples] "
                                  f"waveform, got shape {list(audio.shape)}")
+    if sample_rate <= 0:
+        raise TrainingAudioError(f"training audio{f' {path}' if path else ''}: invalid sample rate {sample_rate}")
     source_channels, source_frames = int(audio.shape[0]), int(audio.shape[1])
     waveform = audio.to(torch.float32)
     if source_channels == 1:
@@ -160,13 +166,12 @@ def prepare_waveform(audio: torch.Tensor, sample_rate: int, *, path: Path | None
         waveform = F.pad(waveform, (0, MIN_TRAIN_SAMPLES - waveform.shape[-1]), "constant", 0.0)
     # the original's is_silent_audio: float32 mean of the all-channels-zero flags
     silent_fraction = float(torch.all(waveform == 0, dim=0).float().mean())
-    reason = _discard_reason(waveform, source_frames, silent_fraction)
+    reason = _discard_reason(waveform, source_frames / sample_rate, padded, silent_fraction)
     cropped = waveform.shape[-1] > MAX_TRAIN_SAMPLES
     waveform = waveform[:, :MAX_TRAIN_SAMPLES].contiguous()
     return PreparedAudio(waveform=waveform, source_sample_rate=int(sample_rate), source_channels=source_channels,
                          source_frames=source_frames, padded=padded, cropped=cropped, clamped_samples=clamped_samples,
-                         silent_fraction=silent_fraction,
-                         discard_reason=reason, path=path)
+                         silent_fraction=silent_fraction, discard_reason=reason, path=path)
 
 
 def prepare_training_audio(path: str | Path) -> PreparedAudio:
