@@ -8,8 +8,8 @@ zero-padded at the end to 3 s; the song is discarded when more than 95 % of its 
 every channel; finally only the first 240 s are kept (no random crop), as the original's ``process`` does.
 
 Decoding uses ``soundfile`` (libsndfile): for wav/flac/ogg it gives the same floats as ``torchaudio.load``
-(16-bit PCM is scaled by 1/32768). MP3 decoders disagree on the encoder delay, so an mp3 can differ from the
-original's decode by a few leading samples.
+(16-bit PCM is scaled by 1/32768), as the golden files confirm. For mp3, decoders can differ in how they trim
+the encoder delay; parity with the original's decoder (FFmpeg through torchaudio/TorchCodec) is not verified.
 
 Ported from ace-step/ACE-Step@d612523 acestep/text2music_dataset.py (Apache-2.0).
 

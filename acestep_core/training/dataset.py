@@ -146,7 +146,7 @@ def load_training_dataset(path: str | Path, tokenizer: LyricTokenizer, *, workin
         tokenizer: the lyric tokenizer (``LyricTokenizer.from_vocab(resolve_lyric_vocab(...))``).
         working_dir: where relative Hugging Face file names resolve after the dataset folder's parent
             (default: the current directory).
-        audio_cache: a mapping (e.g. a dict) that receives every song's prepared audio, so the caller need not
+        audio_cache: a mapping (e.g. a dict) that receives every usable song's prepared audio, so the caller need not
             decode the files again; ``None`` keeps nothing (the report needs every file read once).
         progress: called as ``progress(done, total)`` after each distinct song.
         require_usable: raise :class:`~.songs.DatasetError` (listing every reason) when no song is usable;

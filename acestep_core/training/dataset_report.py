@@ -130,7 +130,7 @@ def _load_audio(path: Path, audio_cache: AudioCache | None) -> PreparedAudio:
     if audio_cache is not None and path in audio_cache:
         return audio_cache[path]
     audio = _prepare_audio(path)
-    if audio_cache is not None:
+    if audio_cache is not None and audio.usable:
         audio_cache[path] = audio
     return audio
 
@@ -139,8 +139,8 @@ def analyse_song(song: TrainingSong, tokenizer: LyricTokenizer, *, rows: int = 1
                  audio_cache: AudioCache | None = None) -> SongAnalysis:
     """Prepare the song's audio and lyrics as the original would and report what that found.
 
-    ``audio_cache`` (optional, keyed by audio path) keeps the prepared audio for the caller, so a training run
-    does not decode every file twice.
+    ``audio_cache`` (optional, keyed by audio path) receives the prepared audio of a usable song, so a training
+    run does not decode every file twice.
     """
     base = SongReport(key=song.key, usable=False, source=song.source, audio_path=str(song.audio_path), rows=rows)
     try:
@@ -148,7 +148,7 @@ def analyse_song(song: TrainingSong, tokenizer: LyricTokenizer, *, rows: int = 1
     except TrainingAudioError as e:
         return SongAnalysis(replace(base, reason=str(e)))
     base = replace(base, duration_s=round(audio.source_duration_s, 3), trained_duration_s=audio.duration_s,
-                    sample_rate=audio.source_sample_rate, channels=audio.source_channels)
+                   sample_rate=audio.source_sample_rate, channels=audio.source_channels)
     try:
         lyrics = tokenize_training_lyrics(tokenizer, song.lyrics)
     except AceStepInputError as e:
@@ -157,8 +157,8 @@ def analyse_song(song: TrainingSong, tokenizer: LyricTokenizer, *, rows: int = 1
     warnings = [*song.notes, *_audio_warnings(audio), *_lyric_warnings(song, lyrics, audio.duration_s),
                 *_speaker_warnings(song)]
     report = replace(base, usable=audio.usable, reason=audio.discard_reason, main_language=lyrics.main_language,
-                      lyric_fallback=lyrics.fallback, num_tokens=len(ids), instrumental=lyrics.instrumental,
-                      warnings=tuple(warnings))
+                     lyric_fallback=lyrics.fallback, num_tokens=len(ids), instrumental=lyrics.instrumental,
+                     warnings=tuple(warnings))
     if not audio.usable:
         return SongAnalysis(report)
     return SongAnalysis(report, lyric_ids=ids, wav_length=audio.num_samples)

@@ -92,6 +92,14 @@ def test_our_resampler_is_torchaudio_resample(name: str, prepared: dict[str, Pre
     assert torch.equal(prepared[name].waveform[:, :n], audio)
 
 
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 32000, 44100, 88200, 96000])
+def test_resampling_is_bit_identical_to_torchaudio_at_common_rates(rate: int) -> None:
+    audio = torch.randn(2, rate * 3 // 2, generator=torch.Generator().manual_seed(rate)) * 0.3
+    ours = prepare_waveform(audio, rate).waveform
+    theirs = torchaudio.transforms.Resample(rate, TRAIN_SAMPLE_RATE)(audio).clamp(-1, 1)
+    assert torch.equal(ours[:, :theirs.shape[-1]], theirs)
+
+
 def test_facts_of_the_golden_files(prepared: dict[str, PreparedAudio]) -> None:
     for name, audio in prepared.items():
         shape = CASES[name].get("shape")
