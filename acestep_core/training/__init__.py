@@ -3,4 +3,9 @@
 Plain PyTorch: no Lightning, accelerate, peft, diffusers or transformers at run time. Modules:
 
 * :mod:`.lyrics` - training-time lyric tokenization (whole-text language detection, as the original dataset);
+* :mod:`.audio` - the original's audio preparation (48 kHz stereo, clamp, 3 s padding, silence check, 240 s crop);
+* :mod:`.prompts` - the per-sample prompt draw (tag shuffle + recaption choice, 256 characters);
+* :mod:`.dataset` - ``load_training_dataset`` (a folder of songs, :mod:`.dataset_folder`, or the original's
+  Hugging Face dataset, :mod:`.dataset_hf`), the report of every song (:mod:`.dataset_report`) and the samples
+  and their batches (:mod:`.batch`); records and parsing rules in :mod:`.songs`;
 """
