@@ -42,6 +42,7 @@ from .plan import resolve_device as resolve_device
 from .plan import resolve_dtype as resolve_dtype
 from .run import DEFAULT_SAMPLE_RATE as DEFAULT_SAMPLE_RATE
 from .run import execute
+from .train_args import add_train_parser
 
 __all__ = ["TASKS", "UsageError", "build_parser", "main"]
 
@@ -49,12 +50,13 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``acestep_core`` argument parser (sub-commands ``generate`` and ``convert-teacher``)."""
+    """The ``acestep_core`` argument parser (sub-commands ``generate``, ``train`` and ``convert-teacher``)."""
     parser = argparse.ArgumentParser(prog="python -m acestep_core", description="ACE-Step v1 music generation")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate music from tags and lyrics (all ACE-Step v1 tasks)",
                          description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_generate_arguments(gen)
+    add_train_parser(sub)
     add_convert_teacher_parser(sub)
     return parser
 
@@ -141,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.command == CONVERT_TEACHER:
         return run_convert_teacher(args)
+    if args.command == "train":
+        return _train(args)
     try:
         plan = plan_run(args)
         written = execute(plan, quiet=args.quiet)
@@ -152,4 +156,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     for path in written:
         print(path)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    """``train``: exit 2 with one line for bad input (before any model work), the LoRA folder on stdout."""
+    from .train import plan_training, run_training
+
+    try:
+        folder = run_training(plan_training(args), quiet=args.quiet)
+    except (AceStepInputError, CheckpointError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nerror: interrupted; the last checkpoint is intact (continue with --resume)", file=sys.stderr)
+        return 130
+    print(folder)
     return 0

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,8 +221,10 @@ class TrainingRun:
         adapter.load_state_dict({f"{n}.lora_A.weight": m.down for n, m in lora.modules.items()}
                                 | {f"{n}.lora_B.weight": m.up for n, m in lora.modules.items()}, source=str(source))
         restore(state, optimizer)
-        for _ in range(state.step):
-            scheduler.step()
+        with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer.step() is intended
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(state.step):
+                scheduler.step()
         logger.info("resuming from step %d (%s)", state.step, source)
         return state.step, list(state.loss_history)
 

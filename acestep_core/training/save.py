@@ -27,6 +27,12 @@ __all__ = ["COMFYUI_WEIGHTS_FILE", "atomic_write", "atomic_write_bytes", "atomic
 COMFYUI_WEIGHTS_FILE = "pytorch_lora_weights_comfyui.safetensors"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """``write(temporary path)`` in ``path``'s folder, then rename over ``path`` (atomic on one file system)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +40,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp (and safetensors) make 0600; give the usual permissions
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

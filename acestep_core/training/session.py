@@ -1,0 +1,133 @@
+"""Setting up a training run from paths and settings, shared by the CLI and the ComfyUI node: load the models
+the run needs, decide activation checkpointing, prepare the songs (latents, teacher features), and build the
+:class:`~.loop.TrainingRun` with its text encoder, item and preview closures."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..hub import cache_root
+from ..lyrics import LyricTokenizer
+from ..text.prompt_tokenizer import PromptTokenizer
+from .batch import collate
+from .config import TrainConfig
+from .dataset import TrainingDataset
+from .distributed import DistContext
+from .loop import TrainingRun
+from .lora import LoraAdapter
+from .prepare import LatentCache, PreparedSong, prepare_songs
+from .preview import PreviewSpec, render_preview
+from .run_files import RunFolder
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CHECKPOINTING_FREE_GIB", "TrainingModels", "build_training_run", "checkpointing_enabled",
+           "load_training_models"]
+
+CHECKPOINTING_FREE_GIB = 40.0  # --checkpointing auto: off when this much GPU memory is free (measured peak ~23 GiB)
+
+
+@dataclass
+class TrainingModels:
+    """The models a run uses (``transformer`` with its REPA heads when REPA is on)."""
+
+    transformer: Any
+    text_encoder: Any
+    prompt_tokenizer: PromptTokenizer
+    codec: Any
+    lyric_tokenizer: LyricTokenizer
+
+
+def load_training_models(checkpoint: str | Path, lyric_tokenizer: LyricTokenizer, *, device: torch.device,
+                         precision: str, repa: bool) -> TrainingModels:
+    """Load the checkpoint for training: the transformer in the run's precision (fp32 = the original; bf16 base
+    weights train fp32 LoRAs), text encoder and codec in fp32, everything frozen."""
+    from ..loading.loader import load_checkpoint
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    base = load_checkpoint(checkpoint, device=device, dtype=dtype, components=["transformer"], repa_heads=repa)
+    rest = load_checkpoint(checkpoint, device=device, dtype=torch.float32,
+                           components=["dcae", "vocoder", "text_encoder"])
+    for module in (base.transformer, rest.text_encoder, rest.codec):
+        module.requires_grad_(False)
+    assert rest.tokenizer is not None
+    return TrainingModels(transformer=base.transformer, text_encoder=rest.text_encoder,
+                          prompt_tokenizer=PromptTokenizer.from_source(rest.tokenizer), codec=rest.codec,
+                          lyric_tokenizer=lyric_tokenizer)
+
+
+def checkpointing_enabled(choice: str, device: torch.device) -> bool:
+    """``--checkpointing``: on / off, or ``auto`` = off only on a GPU with plenty of free memory."""
+    if choice != "auto":
+        return choice == "on"
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return free / 2**30 < CHECKPOINTING_FREE_GIB
+
+
+def _text_encoder(models: TrainingModels, device: torch.device) -> Callable[[list[str]], Any]:
+    @torch.no_grad()
+    def encode(prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = models.prompt_tokenizer(prompts)
+        mask = tokens.attention_mask.to(device)
+        return models.text_encoder(tokens.input_ids.to(device), mask), mask
+    return encode
+
+
+def _previewer(models: TrainingModels, dataset: TrainingDataset, config: TrainConfig,
+               folder: RunFolder) -> Callable[[LoraAdapter, int], Path]:
+    song = dataset.songs[0]
+    spec = PreviewSpec(prompt=", ".join(song.tags) or "music", lyrics=song.lyrics, seconds=config.preview_seconds,
+                       steps=config.preview_steps, seed=config.seed)
+
+    def encode_prompt(text: str) -> tuple[Any, Any]:
+        tokens = models.prompt_tokenizer(text)
+        return tokens.input_ids, tokens.attention_mask
+
+    def encode_lyrics(text: str) -> tuple[Any, Any]:
+        tokens = models.lyric_tokenizer.encode(text)
+        return tokens.ids, tokens.mask
+
+    def preview(_adapter: LoraAdapter, step: int) -> Path:
+        return render_preview(models, spec, encode_prompt, encode_lyrics, folder.preview(step))
+
+    return preview
+
+
+def build_training_run(models: TrainingModels, dataset: TrainingDataset, config: TrainConfig, folder: RunFolder, *,
+                       device: torch.device, dist: DistContext | None = None, teachers: Any = None,
+                       init_lora: Path | None = None, cache_dir: Path | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> TrainingRun:
+    """Everything :class:`TrainingRun` needs; songs are prepared (and cached) first."""
+    dist = dist or DistContext()
+    root = cache_dir or cache_root() / "training"
+    latents = LatentCache(root / "latents", models.codec)
+    features = None
+    if teachers is not None:
+        from ..teachers import FeatureCache
+
+        feature_cache = FeatureCache(root / "features")
+
+        def features(audios: Any) -> list[dict[str, torch.Tensor]]:
+            wavs = torch.stack([a.waveform for a in audios]).to(device)
+            lengths = torch.tensor([a.num_samples for a in audios], device=device)
+            out = feature_cache.features(teachers, wavs, lengths)
+            return [{name: out[name][i].to(torch.float16).cpu() for name in out} for i in range(len(audios))]
+
+    songs: list[PreparedSong] = prepare_songs(dataset.load_audio, len(dataset), latents, device=device,
+                                              features=features, progress=progress)
+    checkpoint = checkpointing_enabled(config.checkpointing, device)
+    logger.info("activation checkpointing %s (--checkpointing %s)", "on" if checkpoint else "off",
+                config.checkpointing)
+    return TrainingRun(transformer=models.transformer, text=_text_encoder(models, device),
+                       items=lambda index, rng: dataset.item(index, rng, with_audio=False), collate=collate,
+                       songs=songs, config=config, folder=folder, device=device, dist=dist, init_lora=init_lora,
+                       checkpoint_blocks=checkpoint,
+                       preview=_previewer(models, dataset, config, folder) if config.preview_every else None)
