@@ -10,13 +10,14 @@ import { viewPath } from "./lib/waveform.js";
 
 const FEATURE = "AceStepPack.AudioPlayer";
 const PLAYER_NODES = [SAVE_AUDIO_NODE];
-const ROW_PX = 34;
+const ROW_PX = 36;
+const MIN_WIDTH_PX = 400; // narrower, Chrome's audio controls drop their seek bar
 const CSS = `
 .acestep-batch { display: flex; flex-direction: column; gap: 2px; width: 100%; font: 11px sans-serif;
   color: var(--input-text, #ddd); }
 .acestep-batch-row { display: flex; align-items: center; gap: 6px; height: ${ROW_PX - 2}px; }
-.acestep-batch-row span { min-width: 2.5em; opacity: 0.75; white-space: nowrap; }
-.acestep-batch-row audio { flex: 1; height: 28px; min-width: 0; }
+.acestep-batch-row span { min-width: 1.8em; opacity: 0.75; white-space: nowrap; }
+.acestep-batch-row audio { flex: 1; height: 32px; min-width: 0; }
 `;
 
 class BatchPlayers {
@@ -46,6 +47,7 @@ class BatchPlayers {
       const audio = document.createElement("audio");
       audio.controls = true;
       audio.preload = "metadata";
+      audio.classList.add("comfy-audio"); // styled like the core player
       audio.title = ref.filename;
       audio.src = this.api.apiURL(viewPath(ref));
       row.append(label, audio);
@@ -53,6 +55,7 @@ class BatchPlayers {
     }) : [];
     this.root.replaceChildren(...rows);
     this.showCorePlayer(this.items.length <= 1);
+    if (rows.length && this.node.size[0] < MIN_WIDTH_PX) this.node.setSize([MIN_WIDTH_PX, this.node.size[1]]);
     fitNode(this.node);
   }
 

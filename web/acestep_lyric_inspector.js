@@ -12,7 +12,8 @@ const CSS = `
 .acestep-inspector { display: flex; flex-direction: column; gap: 4px; width: 100%; height: 100%;
   box-sizing: border-box; font: 11px sans-serif; color: var(--input-text, #ddd); }
 .acestep-inspector-bar { display: flex; gap: 6px; align-items: center; }
-.acestep-inspector-bar button { font: inherit; padding: 2px 8px; border-radius: 4px; cursor: pointer;
+.acestep-inspector-bar button { font: inherit; padding: 2px 8px; border-radius: 4px; cursor: pointer; flex: none;
+  white-space: nowrap;
   background: var(--comfy-input-bg, #222); color: inherit; border: 1px solid var(--border-color, #444); }
 .acestep-inspector-state { opacity: 0.7; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .acestep-inspector-state.is-error { color: #ff8a7a; opacity: 1; }
@@ -60,7 +61,7 @@ class LyricInspector {
     this.setState("Run the workflow or press Check lyrics to see how each line is read.");
     this.button.addEventListener("click", () => this.check());
     this.widget = addDisplayWidget(node, "acestep_lyric_inspector", this.root,
-      { getMinHeight: () => 110, getMaxHeight: () => 600 });
+      { getMinHeight: () => 150, getMaxHeight: () => 900 });
   }
 
   lyrics() {

@@ -161,7 +161,7 @@ class RegionPicker {
     this.lastSignature = JSON.stringify([this.values(), this.source?.key ?? "", this.runInfo?.source_frames,
       this.source?.offsetS]);
     const spec = this.spec();
-    const { canvas, status } = this.el;
+    const { canvas, status, info } = this.el;
     this.el.play.disabled = this.el.playPart.disabled = !this.source?.buffer;
     this.el.stop.disabled = !this.playback;
     if (!spec) {
@@ -169,31 +169,30 @@ class RegionPicker {
         : this.source?.error ? `Could not read ${this.source.ref.filename}: ${this.source.error}`
           : "No source yet: connect Load Audio → Audio To Latent, or run once.";
       this.scale = drawPicker(canvas, { view: null, message: waiting });
-      status.textContent = "";
+      status.textContent = info.textContent = "";
       return;
     }
     const geo = this.geometry(spec);
     this.scale = drawPicker(canvas, { kind: this.mode.kind, ...geo, audio: this.audioModel(),
       playheadS: this.playheadS(), selected: this.selected,
       message: this.source?.error ? `no waveform (${this.source.error})` : this.source ? "" : "no waveform" });
-    status.classList.toggle("is-problem", Boolean(geo.problem));
-    status.textContent = this.statusText(spec, geo);
-    canvas.setAttribute("aria-valuetext", status.textContent);
+    status.textContent = this.windowText(spec);
+    info.classList.toggle("is-problem", Boolean(geo.problem));
+    info.textContent = geo.problem ? `⚠ ${geo.problem}`
+      : `${this.source?.label ?? "source"} · ${geo.sourceS.toFixed(2)} s · ${spec.sourceFrames} latent frames`;
+    canvas.setAttribute("aria-valuetext", `${status.textContent}; ${info.textContent}`);
   }
 
-  statusText(spec, geo) {
+  /** What the backend will do with the widget values, in frame-exact seconds. */
+  windowText(spec) {
     const rate = spec.rate;
-    const parts = [`${this.source?.label ?? "source"} · ${geo.sourceS.toFixed(2)} s`];
     if (this.mode.kind === "repaint") {
       const { startFrame, endFrame } = tl.readRepaint(this.values(), spec);
-      parts.push(`window ${(startFrame / rate).toFixed(2)}–${(endFrame / rate).toFixed(2)} s ` +
-        `(${endFrame - startFrame} frames)`);
-    } else {
-      const { leftFrames, rightFrames } = tl.readExtend(this.values(), spec);
-      parts.push(`+${(leftFrames / rate).toFixed(2)} s before, +${(rightFrames / rate).toFixed(2)} s after → ` +
-        `${((leftFrames + spec.sourceFrames + rightFrames) / rate).toFixed(2)} s`);
+      return `repaint ${(startFrame / rate).toFixed(2)}–${(endFrame / rate).toFixed(2)} s`;
     }
-    return geo.problem ? `${parts.join(" · ")} · ${geo.problem}` : parts.join(" · ");
+    const { leftFrames, rightFrames } = tl.readExtend(this.values(), spec);
+    return `+${(leftFrames / rate).toFixed(2)} s · +${(rightFrames / rate).toFixed(2)} s → ` +
+      `${((leftFrames + spec.sourceFrames + rightFrames) / rate).toFixed(2)} s`;
   }
 
   // -------------------------------------------------------------------------------------------- pointer

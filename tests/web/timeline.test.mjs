@@ -128,3 +128,17 @@ test("extend: the backend's limits, edge drags past either end, nudges", () => {
   const view = extendView(EXTEND);
   assert.ok(Math.abs(view.startS + sourceS) < 1e-12 && Math.abs(view.endS - 2 * sourceS) < 1e-12);
 });
+
+test("moving a window keeps its length in frames even where 0.1 s steps skip a frame", () => {
+  for (let start = 0; start + 16 <= 2583; start += 7) {
+    const values = { start_s: valueInFrame(start, RATE, 2), end_s: valueInFrame(start + 16, RATE, 2) };
+    const spec = { rate: RATE, sourceFrames: 2583, decimals: 1 };
+    const moved = dragRepaint(spec, { kind: "move", ...values, anchor_s: 0 }, 0.55);
+    const read = readRepaint(moved, spec);
+    assert.equal(read.endFrame - read.startFrame, 16, `from frame ${start}`);
+    assert.ok(Math.abs(read.startFrame - (start + 0.55 * RATE)) <= 6);
+    const nudged = readRepaint(nudgeRepaint(spec, moved, "both", 1), spec);
+    assert.equal(nudged.endFrame - nudged.startFrame, 16);
+    assert.ok(nudged.startFrame > read.startFrame || read.endFrame === 2583);
+  }
+});

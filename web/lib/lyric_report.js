@@ -74,7 +74,8 @@ function lineRows(line, warnings) {
   const unknown = line.unknown_pieces.length
     ? `<div class="acestep-lyrics-unk">[UNK]: ${line.unknown_pieces.map((p) => `<code>${escapeHtml(p)}</code>`)
       .join(" ")}</div>` : "";
-  const normalized = line.normalized != null && line.normalized !== line.text
+  const changed = line.normalized != null && line.normalized.toLowerCase() !== line.text.toLowerCase(); // not just case
+  const normalized = changed
     ? `<div class="acestep-lyrics-norm">${escapeHtml(line.normalized)}</div>` : "";
   const rows = [`<tr class="${classes.join(" ")}" data-line="${line.line}"><td class="acestep-num">${line.line}` +
     `</td><td class="acestep-text">${escapeHtml(line.text)}${normalized}${unknown}</td><td>${languageCell(line)}` +

@@ -15,11 +15,11 @@ export const PICKER_CSS = `
   background: var(--comfy-input-bg, #222); color: inherit; border: 1px solid var(--border-color, #444); }
 .acestep-picker-bar button:disabled { opacity: 0.4; cursor: default; }
 .acestep-picker-status { flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; opacity: 0.85; }
-.acestep-picker-status.is-problem { color: #ff8a7a; opacity: 1; }
 .acestep-picker canvas { flex: 1; width: 100%; min-height: 60px; border-radius: 4px; outline: none;
   background: var(--comfy-input-bg, #1b1b1b); touch-action: none; }
 .acestep-picker canvas:focus-visible { box-shadow: 0 0 0 2px #4a9eff; }
-.acestep-picker-hint { opacity: 0.6; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.acestep-picker-info { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; opacity: 0.7; }
+.acestep-picker-info.is-problem { color: #ff8a7a; opacity: 1; }
 `;
 
 const COLORS = {
@@ -37,7 +37,8 @@ function button(label, title) {
   return el;
 }
 
-/** The picker's elements: {root, canvas, status, hint, play, playPart, stop}. */
+/** The picker's elements: {root, canvas, status (the window), info (source, or what the backend would refuse),
+ * play, playPart, stop}; the usage hint is the canvas's tooltip. */
 export function createPickerElement(kind) {
   const root = document.createElement("div");
   root.className = "acestep-picker";
@@ -54,13 +55,15 @@ export function createPickerElement(kind) {
   canvas.tabIndex = 0;
   canvas.setAttribute("role", "slider");
   canvas.setAttribute("aria-label", kind === "repaint" ? "repaint window" : "extension");
-  const hint = document.createElement("div");
-  hint.className = "acestep-picker-hint";
-  hint.textContent = kind === "repaint"
-    ? "Drag to select · drag an edge or the window · ←/→ one frame (Shift: 1 s) · [ ] pick an edge · Space plays"
-    : "Drag an edge outward to add time · ←/→ one frame (Shift: 1 s) · [ ] pick an edge · Space plays";
-  root.append(bar, canvas, hint);
-  return { root, canvas, status, hint, play, playPart, stop };
+  canvas.title = kind === "repaint"
+    ? "Drag to select a window, drag an edge or the window to change it. Keys: ←/→ one latent frame (Shift: 1 s), "
+      + "[ and ] pick an edge, Space plays the window."
+    : "Drag an edge outward to add time before or after the song. Keys: ←/→ one latent frame (Shift: 1 s), "
+      + "[ and ] pick an edge, Space plays the edge.";
+  const info = document.createElement("div");
+  info.className = "acestep-picker-info";
+  root.append(bar, canvas, info);
+  return { root, canvas, status, info, play, playPart, stop };
 }
 
 function drawWave(ctx, scale, audio, top, height, clipStartS, clipEndS) {
@@ -95,8 +98,10 @@ function drawRuler(ctx, scale, top, dpr) {
   ctx.textBaseline = "top";
   for (const tick of rulerTicks(scale.startS, scale.endS, scale.widthPx, 56 * dpr)) {
     const x = Math.round(scale.toX(tick.t));
-    ctx.fillRect(x, top, 1, 4 * dpr);
-    ctx.fillText(tick.label, x + 2 * dpr, top + 4 * dpr);
+    ctx.fillRect(Math.min(x, scale.widthPx - 1), top, 1, 4 * dpr);
+    const width = ctx.measureText(tick.label).width;
+    const fits = x + 2 * dpr + width <= scale.widthPx; // the last label ends at the right edge
+    ctx.fillText(tick.label, fits ? x + 2 * dpr : x - 2 * dpr - width, top + 4 * dpr);
   }
 }
 

@@ -136,6 +136,24 @@ export function clampRepaint(values, spec) {
   return repaintValues(start, clamp(Math.max(endFrame, start + 1), start + 1, spec.sourceFrames), spec);
 }
 
+/** The window of `length` frames starting nearest `startFrame` (searching toward `direction` first) whose two edges the widgets can both express (with
+ * 0.1 s steps some frames are out of reach; keeping the length matters more than a frame of position). */
+function moveRepaint(spec, length, startFrame, direction = 0) {
+  const { rate, sourceFrames, decimals } = spec;
+  const target = clamp(Math.round(startFrame), 0, sourceFrames - length);
+  for (let distance = 0; distance <= 6; distance++) {
+    const both = [target + distance, target - distance];
+    const candidates = !distance ? [target] : direction > 0 ? [both[0]] : direction < 0 ? [both[1]] : both;
+    for (const start of candidates) {
+      if (start < 0 || start + length > sourceFrames) continue;
+      const a = valueInFrame(start, rate, decimals);
+      const b = a === null ? null : valueInFrame(start + length, rate, decimals);
+      if (b !== null) return { start_s: a, end_s: b };
+    }
+  }
+  return repaintValues(target, target + length, spec);
+}
+
 /** New widget values while dragging. drag: {kind: "start"|"end"|"move"|"create", start_s, end_s (at the
  * press, already clamped), anchor_s (time of the press)}; t: the pointer's time now. */
 export function dragRepaint(spec, drag, t) {
@@ -151,12 +169,7 @@ export function dragRepaint(spec, drag, t) {
     const end = snap(t, startFrame + 1, sourceFrames);
     return end && { start_s: drag.start_s, end_s: end.value };
   }
-  if (drag.kind === "move") {
-    const length = endFrame - startFrame;
-    const start = snap(drag.start_s + (t - drag.anchor_s), 0, sourceFrames - length);
-    const end = start && snap((start.frame + length) / rate, start.frame + 1, sourceFrames);
-    return end ? { start_s: start.value, end_s: end.value } : null;
-  }
+  if (drag.kind === "move") return moveRepaint(spec, endFrame - startFrame, (drag.start_s + t - drag.anchor_s) * rate);
   const start = snap(Math.min(drag.anchor_s, t), 0, sourceFrames - 1); // "create": a new window
   const end = start && snap(Math.max(drag.anchor_s, t), start.frame + 1, sourceFrames);
   return end ? { start_s: start.value, end_s: end.value } : null;
@@ -179,7 +192,7 @@ export function nudgeRepaint(spec, values, handle, frames) {
     return end && { start_s: current.start_s, end_s: end.value };
   }
   const shift = clamp(frames, -startFrame, sourceFrames - endFrame);
-  return repaintValues(startFrame + shift, endFrame + shift, spec, direction);
+  return shift ? moveRepaint(spec, endFrame - startFrame, startFrame + shift, direction) : current;
 }
 
 // ---------------------------------------------------------------------------------------------------- extend
