@@ -116,3 +116,14 @@ def test_lyric_report_renders_the_python_report(tmp_path: Path) -> None:
     assert "did you mean [verse]?" in html and "ni3hao3shi4jie4" in html
     assert "too_long_for_duration" in html  # 4 s is too short for these lyrics: a whole-lyrics warning
     assert f"{report['num_tokens']} lyric tokens" in html
+
+
+def test_picker_frame_rule_matches_the_backend() -> None:
+    """The picker's frame of a value, ``Math.trunc(s * latent_rate_hz)`` (web/lib/timeline.js frameOf), is the
+    backend's ``seconds_to_frames(s)`` for every value it can write (up to 3 decimals, 0 to 240 s)."""
+    from acestep_core.timing import seconds_to_frames
+
+    rate = web_events.timeline_info()["latent_rate_hz"]
+    assert "Math.trunc(seconds * rate)" in (WEB / "lib" / "timeline.js").read_text(encoding="utf-8")
+    mismatches = [i for i in range(240_001) if int(i / 1000 * rate) != seconds_to_frames(i / 1000)]
+    assert mismatches == []
