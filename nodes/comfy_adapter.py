@@ -10,7 +10,9 @@ Inside ComfyUI (``comfy.model_management`` and ``folder_paths`` importable):
   ``throw_exception_if_processing_interrupted``;
 * model folders through ``folder_paths`` (``checkpoints``, ``loras`` plus a registered ``ace_step`` type, so
   ``extra_model_paths.yaml`` entries work); outputs in ``folder_paths.get_output_directory()``;
-* LoRAs as ``ModelPatcher.add_patches`` weight-adapter patches on a clone (:func:`add_loras`).
+* LoRAs as ``ModelPatcher.add_patches`` weight-adapter patches on a clone (:func:`add_loras`);
+* the frontend through ``server.PromptServer``: websocket events (:func:`send_event`) and JSON routes
+  (:func:`add_json_route`), both no-ops outside ComfyUI.
 
 Standalone (no ComfyUI, or ``ACESTEP_NODES_STANDALONE=1``): cuda if available else cpu, ``torch.nn`` layers, a
 plain :class:`Holder` instead of ModelPatcher (moved to the device before use, back after; LoRAs merged into the
@@ -22,12 +24,13 @@ shared module on load, restored bit-exactly when another holder loads), progress
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -355,3 +358,49 @@ def comfyui_root() -> Path | None:
     if comfy_available():
         return Path(_comfy()[0].__file__).resolve().parents[1]  # <root>/comfy/model_management.py
     return None
+
+
+# ---------------------------------------------------------------------------------------------- frontend
+def _prompt_server() -> Any:
+    """ComfyUI's running ``PromptServer`` instance, or None (standalone, or no server started)."""
+    if not comfy_available():
+        return None
+    try:
+        from server import PromptServer
+    except Exception:  # noqa: BLE001 - no server module: not a ComfyUI server process
+        return None
+    return getattr(PromptServer, "instance", None)
+
+
+def send_event(event: str, payload: dict[str, Any]) -> bool:
+    """Send a websocket event to the client that queued the running prompt (all clients when it gave no
+    ``client_id``); False when there is no server."""
+    server = _prompt_server()
+    if server is None:
+        return False
+    server.send_sync(event, payload, getattr(server, "client_id", None))
+    return True
+
+
+def add_json_route(path: str, handler: Callable[[Any], tuple[int, dict[str, Any]]]) -> bool:
+    """Serve ``POST path``: the JSON body goes to ``handler(body) -> (status, json)``, run in a worker thread so
+    the server's event loop never waits on it. False (nothing registered) without a ComfyUI server."""
+    server = _prompt_server()
+    if server is None:
+        return False
+    from aiohttp import web
+
+    async def route(request: Any) -> Any:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "expected a JSON body"}, status=400)
+        try:
+            status, answer = await asyncio.get_running_loop().run_in_executor(None, handler, body)
+        except Exception as exc:  # noqa: BLE001 - answer the browser instead of a bare 500 page
+            logger.exception("ACE-Step route %s failed", path)
+            return web.json_response({"error": f"{type(exc).__name__}: {exc}"}, status=500)
+        return web.json_response(answer, status=status)
+
+    server.routes.post(path)(route)
+    return True

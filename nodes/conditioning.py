@@ -2,8 +2,9 @@
 ``ACESTEP_GUIDANCE`` options node that keeps rarely used sampler knobs out of the default graph.
 
 The conditioning is a dict: ``prompt``/``lyrics`` (the texts), ``prompt_tokens`` (UMT5 ids, mask ``[1, L]``),
-``lyric_tokens`` (ids, mask lists, or None for no lyrics) and ``report`` (the inspection text). The sampler
-feeds the tokens to :func:`acestep_core.sampling.pipeline.generate`, which runs the text encoder itself.
+``lyric_tokens`` (ids, mask lists, or None for no lyrics), ``report`` (the inspection text) and ``report_json``
+(the same for the frontend's lyric inspector, :func:`nodes.web_events.lyric_report_json`). The sampler feeds the
+tokens to :func:`acestep_core.sampling.pipeline.generate`, which runs the text encoder itself.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .types import CATEGORY, CONDITIONING, GUIDANCE, MODEL
+from .web_events import LYRIC_REPORT_KEY, lyric_report_json
 
 
 def format_report(report: Any) -> str:
@@ -22,8 +24,9 @@ def format_report(report: Any) -> str:
         if line.skipped:
             lines.append(f"{line.index + 1:>3} (skipped: {line.skip_reason}) {line.raw}")
             continue
-        lang = line.detected_language or "-"
-        if line.encode_language and line.encode_language != line.detected_language:
+        shown = line.reported_language  # None on structure-tag lines: they are read as English
+        lang = (line.encode_language or "-") if shown is None else shown
+        if shown is not None and line.encode_language and line.encode_language != shown:
             lang = f"{lang}->{line.encode_language}"
         tag = " [tag]" if line.is_structure_tag else ""
         lines.append(f"{line.index + 1:>3} [{lang}]{tag} {line.normalized or ''}")
@@ -41,13 +44,14 @@ def encode_texts(model: Any, tags: str, lyrics: str) -> dict[str, Any]:
     conditioning: dict[str, Any] = {
         "prompt": tags, "lyrics": lyrics,
         "prompt_tokens": (tokens.input_ids, tokens.attention_mask),
-        "lyric_tokens": None, "report": "no lyrics (instrumental)",
+        "lyric_tokens": None, "report": "no lyrics (instrumental)", "report_json": lyric_report_json(None),
     }
     if lyrics.strip():
         tokenizer = model.lyric_tokenizer()
         report = tokenizer.inspect(lyrics)
         encoded = tokenizer.encode(lyrics)
-        conditioning.update(lyric_tokens=(encoded.ids, encoded.mask), report=format_report(report))
+        conditioning.update(lyric_tokens=(encoded.ids, encoded.mask), report=format_report(report),
+                            report_json=lyric_report_json(report))
     return conditioning
 
 
@@ -78,7 +82,8 @@ class AceStepV1TextEncode:
 
     def encode(self, model: Any, tags: str, lyrics: str) -> dict[str, Any]:
         conditioning = encode_texts(model, tags, lyrics)
-        return {"ui": {"text": [conditioning["report"]]}, "result": (conditioning,)}
+        ui = {"text": [conditioning["report"]], LYRIC_REPORT_KEY: [conditioning["report_json"]]}
+        return {"ui": ui, "result": (conditioning,)}
 
 
 GUIDANCE_DEFAULTS: dict[str, Any] = {

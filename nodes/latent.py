@@ -8,6 +8,10 @@ Task markers (``latent["acestep_task"]``, read by the sampler; see :mod:`nodes.s
 * extend: the samples are zero-padded to the final length, ``noise_mask`` is 1 on the new frames, and the
   marker is ``{"task": "extend", "left_frames", "right_frames", "left_s", "right_s", "variance"}``; the
   sampler takes the source back out of the padding.
+
+Both window nodes also return a UI output (:data:`nodes.web_events.WINDOW_KEY`: the source length and the window
+they ran with) and carry :func:`nodes.web_events.timeline_info` in their first seconds widget's options, for the
+frontend's waveform region picker (``web/acestep_region_picker.js``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from acestep_core.timing import frames_to_seconds, seconds_to_frames
 
 from . import comfy_adapter as adapter
 from .types import CATEGORY, LATENT, LATENT_CHANNELS, LATENT_HEIGHT, LATENT_TYPE, MAX_SECONDS, TASK_KEY
+from .web_events import TIMELINE_OPTION, WINDOW_KEY, timeline_info, window_info
 
 
 def read_latent(latent: Any, name: str = "latent") -> torch.Tensor:
@@ -122,7 +127,8 @@ class AceStepV1RepaintWindow:
         seconds = {"min": 0.0, "max": MAX_SECONDS, "step": 0.1}
         return {"required": {
             "latent": (LATENT, {"tooltip": "Latent of the song to repaint (from Audio To Latent or a sampler)."}),
-            "start_s": ("FLOAT", {"default": 0.0, **seconds, "tooltip": "Window start, seconds from the song start."}),
+            "start_s": ("FLOAT", {"default": 0.0, **seconds, TIMELINE_OPTION: timeline_info(),
+                                  "tooltip": "Window start, seconds from the song start."}),
             "end_s": ("FLOAT", {"default": 10.0, **seconds, "tooltip": "Window end, seconds (inside the song)."}),
             "variance": ("FLOAT", {"default": 0.5, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
                 "How much new noise the window gets: small = close to the original, 1 = fully new.")}),
@@ -133,7 +139,7 @@ class AceStepV1RepaintWindow:
         }}
 
     def mark(self, latent: dict[str, Any], start_s: float, end_s: float, variance: float,
-             feather_s: float = 0.0) -> tuple[dict[str, Any]]:
+             feather_s: float = 0.0) -> dict[str, Any]:
         samples = _require_source(latent, "repaint window")
         duration = latent_seconds(samples)
         start, end = seconds_to_frames(start_s), seconds_to_frames(end_s)
@@ -148,7 +154,9 @@ class AceStepV1RepaintWindow:
         out = {**latent, "noise_mask": mask.to(samples.device),
                TASK_KEY: {"task": "repaint", "start_s": float(start_s), "end_s": float(end_s),
                           "variance": float(variance)}}
-        return (out,)
+        ui = window_info(samples.shape[-1], start_s=float(start_s), end_s=float(end_s), start_frame=start,
+                         end_frame=end)
+        return {"ui": {WINDOW_KEY: [ui]}, "result": (out,)}
 
 
 class AceStepV1ExtendLatent:
@@ -167,7 +175,8 @@ class AceStepV1ExtendLatent:
         seconds = {"min": 0.0, "max": MAX_SECONDS, "step": 0.1}
         return {"required": {
             "latent": (LATENT, {"tooltip": "Latent of the song to extend (from Audio To Latent or a sampler)."}),
-            "left_s": ("FLOAT", {"default": 0.0, **seconds, "tooltip": "Seconds to add before the song."}),
+            "left_s": ("FLOAT", {"default": 0.0, **seconds, TIMELINE_OPTION: timeline_info(),
+                                 "tooltip": "Seconds to add before the song."}),
             "right_s": ("FLOAT", {"default": 10.0, **seconds, "tooltip": "Seconds to add after the song."}),
         }, "optional": {
             "variance": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": (
@@ -175,7 +184,7 @@ class AceStepV1ExtendLatent:
         }}
 
     def extend(self, latent: dict[str, Any], left_s: float, right_s: float,
-               variance: float = 1.0) -> tuple[dict[str, Any]]:
+               variance: float = 1.0) -> dict[str, Any]:
         from acestep_core.sampling.windows import extend_window_for_frames
 
         samples = _require_source(latent, "extend")
@@ -194,4 +203,6 @@ class AceStepV1ExtendLatent:
                   "right_s": float(right_s), "variance": float(variance)}
         out = {k: v for k, v in latent.items() if k != "noise_mask"}
         out.update(samples=padded, type=LATENT_TYPE, noise_mask=mask, **{TASK_KEY: marker})
-        return (out,)
+        ui = window_info(samples.shape[-1], left_s=float(left_s), right_s=float(right_s), left_frames=left,
+                         right_frames=right)
+        return {"ui": {WINDOW_KEY: [ui]}, "result": (out,)}

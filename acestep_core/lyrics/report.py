@@ -13,6 +13,7 @@ from dataclasses import dataclass
 __all__ = [
     "MAX_LYRIC_TOKENS",
     "STRUCTURE_PATTERN",
+    "SUNG_TOKENS_PER_SECOND",
     "TOKENS_PER_SECOND_LIMIT",
     "LyricLine",
     "LyricWarning",
@@ -27,6 +28,7 @@ MAX_LYRIC_TOKENS = 4096  # lyric length used in training (longer sequences were 
 # examples 3.2-10. 6 flags a full song squeezed into a minute (the pipeline's default duration) without
 # flagging sung songs; dense rap may see it, which is why it is a warning, never an error.
 TOKENS_PER_SECOND_LIMIT = 6.0
+SUNG_TOKENS_PER_SECOND = (2.0, 4.5)  # the range of the official sung examples (see above), for length hints
 _LANGUAGE_TAG = re.compile(r"\[([a-z]{2})(?:[-_][a-z]{2,4})?\]")  # e.g. ComfyUI's "[ja]" line prefix
 
 
@@ -62,6 +64,16 @@ class LyricLine:
     warnings: tuple[LyricWarning, ...] = ()
 
     @property
+    def reported_language(self) -> str | None:
+        """The detected language to show users: ``None`` for structure-tag lines and empty lines.
+
+        A structure-tag line is always encoded as English, so the detector's answer there means nothing to a
+        user, and it is misleading: the reference detector reads ``[verse]`` or ``[chorus]`` as ``zh``
+        (LangSegment drops the bracketed tag, and a line with nothing left counts as Chinese). It stays in
+        ``detected_language`` for parity with the reference."""
+        return None if self.is_structure_tag else self.detected_language
+
+    @property
     def skipped(self) -> bool:
         return self.skip_reason is not None
 
@@ -81,10 +93,11 @@ def lyrics_warnings(num_tokens: int, duration_s: float | None, control_chars: in
                                 f"{MAX_LYRIC_TOKENS} (the training length); generation will refuse these lyrics"))
     if duration_s is not None and duration_s > 0 and num_tokens > TOKENS_PER_SECOND_LIMIT * duration_s:
         fit = int(TOKENS_PER_SECOND_LIMIT * duration_s)
+        low, high = SUNG_TOKENS_PER_SECOND
         out.append(LyricWarning("too_long_for_duration", f"{num_tokens} lyric tokens for {duration_s:g} s of audio "
                                 f"(more than {fit}, i.e. {TOKENS_PER_SECOND_LIMIT:g} tokens per second; the official "
-                                "sung examples use 2 to 4.5): the lyrics may be rushed or cut off — lengthen the "
-                                "duration or shorten the lyrics"))
+                                f"sung examples use {low:g} to {high:g}): the lyrics may be rushed or cut off — "
+                                "lengthen the duration or shorten the lyrics"))
     return out
 
 

@@ -7,6 +7,9 @@ reason otherwise. Set-up: export ComfyUI's source (``git archive``) to a scratch
 and ``-r requirements.txt -r requirements-ja.txt`` of this pack. Example::
 
     COMFYUI_ROOT=/work/comfyui COMFYUI_PYTHON=/work/comfyui-venv/bin/python pytest -m comfy tests/comfy
+
+The browser suite (``-m browser``, ``test_browser.py``) uses the same server fixture and also needs Debian's
+``chromium`` (``apt-get install chromium``).
 """
 
 from __future__ import annotations

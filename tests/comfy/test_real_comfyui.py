@@ -20,7 +20,7 @@ import pytest
 
 from acestep_core.config import CodecConfig
 from nodes import NODE_CLASS_MAPPINGS
-from tests.comfy.comfy_server import LORA_FOLDER_NAME, TINY_CHECKPOINT_NAME, ComfyServer
+from tests.comfy.comfy_server import LORA_FOLDER_NAME, TINY_CHECKPOINT_NAME, ComfyServer, ComfyServerError
 from tests.comfy.conftest import SOURCE_AUDIO_NAME, SOURCE_RATE, SOURCE_SECONDS
 from tests.workflows.ui_to_api import NON_BACKEND_NODES, convert, schema_from_object_info
 
@@ -115,6 +115,22 @@ def test_workflows_are_served_as_templates(comfy_server: ComfyServer) -> None:
 
     templates = comfy_server.get_json("/workflow_templates")
     assert sorted(templates.get(PACK_LINK_NAME, [])) == sorted(p.stem for p in UI_FILES), templates
+
+
+def test_lyric_report_route(comfy_server: ComfyServer) -> None:
+    """The pack's route answers the Text Encode report for the loader's checkpoint (vocab found next to it), and a
+    clear 400 for a bad body; the window nodes' timeline option reaches /object_info."""
+    from nodes import web_events
+
+    body = {"lyrics": "[verse]\nHola amigo, ¿cómo estás?\n[Verse 1]", "ckpt_name": TINY_CHOICE, "duration_s": 1.0}
+    report = comfy_server.post_json(web_events.LYRIC_REPORT_ROUTE, body)
+    assert [line["detected_language"] for line in report["lines"]] == [None, "gl", None]
+    assert {w["code"] for w in report["warnings"]} >= {"language_fallback", "unknown_tag", "too_long_for_duration"}
+    with pytest.raises(ComfyServerError, match="HTTP 400.*lyrics: expected text"):
+        comfy_server.post_json(web_events.LYRIC_REPORT_ROUTE, {"lyrics": 3})
+    info = comfy_server.object_info()
+    assert info["AceStepV1RepaintWindow"]["input"]["required"]["start_s"][1][web_events.TIMELINE_OPTION] == (
+        web_events.timeline_info())
 
 
 # ------------------------------------------------------------------------------------------------- workflows

@@ -57,7 +57,7 @@ def main(comfyui_dir: str, pack_dir: str, checkpoint: str, vocab: str, out_dir: 
     assert list(out["samples"].shape) == [1, 8, 16, 21]
     (wave,) = audio.AceStepV1LatentToAudio().decode(model, out, "48000", "off")
     (src,) = audio.AceStepV1AudioToLatent().encode(model, wave)
-    (marked,) = latent.AceStepV1RepaintWindow().mark(src, 0.5, 1.5, 0.5)
+    (marked,) = latent.AceStepV1RepaintWindow().mark(src, 0.5, 1.5, 0.5)["result"]
     sampling.AceStepV1Sampler().sample(model, c, marked, **args)
     saved = audio.AceStepV1SaveAudio().save(wave, "audio/smoke", "flac", prompt={}, extra_pnginfo={"workflow": {}})
     assert os.path.isfile(os.path.join(out_dir, "audio", saved["ui"]["audio"][0]["filename"]))

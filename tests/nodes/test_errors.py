@@ -48,7 +48,7 @@ def test_repaint_window_outside_the_audio(source_latent: dict[str, Any]) -> None
     (empty,) = AceStepV1EmptyLatent().build(2.0, 1)
     with pytest.raises(ValueError, match="needs a latent holding audio"):
         AceStepV1RepaintWindow().mark(empty, 0.0, 1.0, 0.5)
-    (marked,) = AceStepV1RepaintWindow().mark(source_latent, 0.0, 1.0, 0.5)
+    (marked,) = AceStepV1RepaintWindow().mark(source_latent, 0.0, 1.0, 0.5)["result"]
     with pytest.raises(ValueError, match="already marked for repaint"):
         AceStepV1ExtendLatent().extend(marked, 0.0, 1.0)
 

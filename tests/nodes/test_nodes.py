@@ -88,14 +88,14 @@ def test_guidance_options_retake_and_seed_list(model: Any, conditioning: Any) ->
 
 def test_repaint_extend_audio2audio_flowedit(model: Any, conditioning: Any, source_latent: dict[str, Any]) -> None:
     check_latent(source_latent, 1, 22)
-    (marked,) = AceStepV1RepaintWindow().mark(source_latent, 0.5, 1.5, 0.6, feather_s=0.2)
+    (marked,) = AceStepV1RepaintWindow().mark(source_latent, 0.5, 1.5, 0.6, feather_s=0.2)["result"]
     assert list(marked["noise_mask"].shape) == [1, 16, 22] and marked["noise_mask"].max() == 1.0
     repainted = sample(model, conditioning, marked)
     check_latent(repainted, 1, 22)
     assert repainted["acestep_params"]["task"] == "repaint"
     assert torch.equal(repainted["samples"][..., :5], source_latent["samples"][..., :5])
 
-    (extended,) = AceStepV1ExtendLatent().extend(source_latent, 0.5, 1.0)
+    (extended,) = AceStepV1ExtendLatent().extend(source_latent, 0.5, 1.0)["result"]
     check_latent(extended, 1, 5 + 22 + 10)
     out = sample(model, conditioning, extended)
     check_latent(out, 1, 37)

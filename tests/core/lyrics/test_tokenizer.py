@@ -142,6 +142,17 @@ def test_unknown_structure_tags_warn_with_suggestion() -> None:
     assert report.lines[0].ids == (259, 1, 35, 173, 18, 2, 28, 111, 1)  # spec 4.2.3: [UNK] + pieces
 
 
+def test_structure_tag_lines_report_no_detected_language() -> None:
+    """``[verse]`` / ``[chorus]`` are read as English; the reference detector's "zh" for them is kept for parity
+    (``detected_language``) but never shown (``reported_language``), whatever text follows the tag."""
+    report = _tok().inspect("[verse]\nHello my friend, how are you\n[chorus]\n[outro] la la\n你好世界")
+    tags = [line for line in report.lines if line.is_structure_tag]
+    assert [line.stripped for line in tags] == ["[verse]", "[chorus]", "[outro] la la"]
+    assert tags[0].detected_language == "zh"  # what the reference reports (LangSegment drops the tag)
+    assert all(line.reported_language is None and line.encode_language == "en" for line in tags)
+    assert [line.reported_language for line in report.lines if not line.is_structure_tag] == ["en", "zh"]
+
+
 def test_language_prefix_lines_behave_as_reference_and_warn() -> None:
     """``[xx]`` prefixes (ComfyUI's convention) are structure-tag lines for the original: English, plus a warning."""
     tok = _tok()
