@@ -92,7 +92,8 @@ def test_same_seed_same_lora_and_resume_continues_exactly(songs: Path, tmp_path:
     (["--resume"], "holds no training state to continue"),
 ])
 def test_bad_flags_exit_2_before_any_model_work(songs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                monkeypatch: pytest.MonkeyPatch, extra: list[str], message: str) -> None:
+                                                monkeypatch: pytest.MonkeyPatch, extra: list[str],
+                                                message: str) -> None:
     def no_model(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("no model may be loaded for bad input")
 
