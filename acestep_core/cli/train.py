@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import signal
 import sys
@@ -120,7 +121,7 @@ def plan_training(args: argparse.Namespace) -> TrainPlan:
     if init_lora is not None and not init_lora.exists():
         raise UsageError(f"--init-lora {init_lora}: not found")
     folder = RunFolder(output)
-    if not args.report_only:
+    if not args.report_only and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 owns the folder
         try:
             folder.prepare(resume=args.resume, overwrite=args.overwrite)
         except AceStepInputError as e:

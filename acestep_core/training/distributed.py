@@ -43,6 +43,15 @@ class DistContext:
         if self.active:
             dist.barrier()
 
+    def mean(self, values: list[float]) -> list[float]:
+        """The mean of each value over the ranks (what one process with the whole global batch would log)."""
+        if not self.active:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64,
+                              device="cuda" if dist.get_backend() == "nccl" else "cpu")
+        dist.all_reduce(tensor)
+        return (tensor / self.world).tolist()
+
     def all_ok(self, ok: bool) -> bool:
         """Whether every rank reports ``ok`` (a failure on one rank stops them all together)."""
         if not self.active:

@@ -119,10 +119,12 @@ class TrainingRun:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             done = last_good = step + 1
-            history.append((done, loss.total.item()))
-            report = StepReport(done, config.max_steps, loss.total.item(), loss.denoising.item(),
-                                {k: v.item() for k, v in loss.repa.items()}, learning_rate, grad_norm,
-                                time.perf_counter() - started)
+            names = sorted(loss.repa)
+            total, denoising, *repa = self.dist.mean([loss.total.item(), loss.denoising.item(),
+                                                      *(loss.repa[k].item() for k in names)])
+            history.append((done, total))
+            report = StepReport(done, config.max_steps, total, denoising, dict(zip(names, repa, strict=True)),
+                                learning_rate, grad_norm, time.perf_counter() - started)
             self._log(report, callbacks)
             if config.save_every and done % config.save_every == 0 and done < config.max_steps:
                 self._save(adapter, optimizer, done, history, final=False, callbacks=callbacks)

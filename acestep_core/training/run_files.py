@@ -72,7 +72,7 @@ class RunFolder:
                 if path.is_file():
                     path.unlink()
         self.root.mkdir(parents=True, exist_ok=True)
-        probe = self.root / ".write_test"
+        probe = self.root / f".write_test.{os.getpid()}"
         try:
             probe.write_bytes(b"")
             probe.unlink()

@@ -121,8 +121,14 @@ def build_training_run(models: TrainingModels, dataset: TrainingDataset, config:
             out = feature_cache.features(teachers, wavs, lengths)
             return [{name: out[name][i].to(torch.float16).cpu() for name in out} for i in range(len(audios))]
 
+    if not dist.is_main:
+        dist.barrier()  # rank 0 fills the caches first; the other ranks then read them
     songs: list[PreparedSong] = prepare_songs(dataset.load_audio, len(dataset), latents, device=device,
                                               features=features, progress=progress)
+    if dist.is_main:
+        dist.barrier()
+    if dataset.audio_cache is not None:
+        dataset.audio_cache.clear()  # the steps read latents and features only: free the waveforms
     checkpoint = checkpointing_enabled(config.checkpointing, device)
     logger.info("activation checkpointing %s (--checkpointing %s)", "on" if checkpoint else "off",
                 config.checkpointing)
