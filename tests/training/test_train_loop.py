@@ -19,8 +19,8 @@ from acestep_core.lora.merge import LoraSpec, merge_loras
 from acestep_core.lyrics import LyricTokenizer
 from acestep_core.training.config import TrainConfig
 from acestep_core.training.dataset import load_training_dataset
-from acestep_core.training.lora import LoraConfig, attach_lora
 from acestep_core.training.loop import TrainCallbacks, TrainingDiverged
+from acestep_core.training.lora import LoraConfig, attach_lora
 from acestep_core.training.optim import OptimConfig
 from acestep_core.training.run_files import RunFolder
 from acestep_core.training.session import build_training_run, load_training_models
