@@ -127,6 +127,8 @@ def build_training_run(models: TrainingModels, dataset: TrainingDataset, config:
                                               features=features, progress=progress)
     if dist.is_main:
         dist.barrier()
+    if teachers is not None:
+        logger.info("%s", feature_cache.summary())
     if dataset.audio_cache is not None:
         dataset.audio_cache.clear()  # the steps read latents and features only: free the waveforms
     checkpoint = checkpointing_enabled(config.checkpointing, device)
