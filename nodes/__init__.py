@@ -20,6 +20,8 @@ from .latent import AceStepV1EmptyLatent, AceStepV1ExtendLatent, AceStepV1Repain
 from .loaders import AceStepV1CheckpointLoader
 from .lora import AceStepV1LoraLoader
 from .sampling import AceStepV1FlowEdit, AceStepV1Sampler
+from .train_lora import AceStepV1TrainLoRA
+from .training import AceStepV1TrainingDataset, AceStepV1TrainOptions
 
 _NODES: tuple[type, ...] = (
     AceStepV1CheckpointLoader,
@@ -34,6 +36,9 @@ _NODES: tuple[type, ...] = (
     AceStepV1FlowEdit,
     AceStepV1LatentToAudio,
     AceStepV1SaveAudio,
+    AceStepV1TrainingDataset,
+    AceStepV1TrainOptions,
+    AceStepV1TrainLoRA,
 )
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {cls.__name__: cls for cls in _NODES}

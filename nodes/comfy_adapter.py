@@ -404,3 +404,37 @@ def add_json_route(path: str, handler: Callable[[Any], tuple[int, dict[str, Any]
 
     server.routes.post(path)(route)
     return True
+
+
+# ------------------------------------------------------------------------------------------------ training
+INPUT_DIR_ENV = "ACESTEP_INPUT_DIR"
+
+
+def input_directory() -> Path:
+    """ComfyUI's ``input`` folder (training datasets are looked up there), or ``$ACESTEP_INPUT_DIR`` standalone."""
+    if comfy_available():
+        return Path(_comfy()[1].get_input_directory())
+    return Path(os.environ.get(INPUT_DIR_ENV) or Path(tempfile.gettempdir()) / "acestep_input").expanduser()
+
+
+def lora_output_folder() -> Path:
+    """Where trained LoRAs go: the first ``loras`` model folder (the LoRA Loader lists it without a restart)."""
+    return model_folders(LORAS_FOLDER)[0]
+
+
+def free_memory_for(memory_required: int, device: torch.device) -> None:
+    """Unload every model ComfyUI holds and make ``memory_required`` bytes free on ``device`` (training loads its
+    own copy of the model)."""
+    if not comfy_available():
+        return
+    mm = _comfy()[0]
+    mm.unload_all_models()
+    mm.free_memory(memory_required, device)
+    mm.soft_empty_cache()
+
+
+def show_progress_text(text: str, node_id: str | None) -> None:
+    """A line of text on the running node (ComfyUI's progress text); nothing standalone."""
+    server = _prompt_server()
+    if server is not None and node_id is not None and hasattr(server, "send_progress_text"):
+        server.send_progress_text(text, node_id)

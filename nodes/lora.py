@@ -102,14 +102,20 @@ class AceStepV1LoraLoader:
                     "invert it. The original ACE-Step app's lora_weight w equals strength w*r/alpha (RapMachine: "
                     "w/2).")}),
             },
+            "optional": {
+                "lora_path": ("STRING", {"forceInput": True, "tooltip": (
+                    "A LoRA name from another node (e.g. Train LoRA's lora_path); when connected it is used "
+                    "instead of lora_name.")}),
+            },
         }
 
-    def apply(self, model: Any, lora_name: str, strength: float) -> tuple[Any]:
+    def apply(self, model: Any, lora_name: str, strength: float, lora_path: str | None = None) -> tuple[Any]:
         from acestep_core.lora.merge import LoraSpec
 
         low, high = STRENGTH_RANGE
         if not low <= strength <= high:
             raise ValueError(f"strength {strength}: must be between {low} and {high}")
+        lora_name = lora_path.strip() if lora_path and lora_path.strip() else lora_name
         lora = read_lora_cached(resolve_lora(lora_name))
         handle = adapter.add_loras(model.transformer, (LoraSpec(lora, float(strength), "trained"),))
         logger.info("ACE-Step: LoRA %s at strength %g (%d modules)", lora_name, strength, len(lora.modules))

@@ -90,6 +90,7 @@ class TrainingRun:
     init_lora: Path | None = None
     checkpoint_blocks: bool = True
     preview: Callable[[LoraAdapter, int], Path] | None = None
+    final_preview: bool = False  # also render a preview of the final LoRA (unless the run stopped early)
 
     def train(self, callbacks: TrainCallbacks | None = None, *, resume: bool = False) -> TrainResult:
         callbacks = callbacks or TrainCallbacks()
@@ -128,12 +129,15 @@ class TrainingRun:
             self._log(report, callbacks)
             if config.save_every and done % config.save_every == 0 and done < config.max_steps:
                 self._save(adapter, optimizer, done, history, final=False, callbacks=callbacks)
-            if self.preview is not None and config.preview_every and done % config.preview_every == 0:
+            if config.preview_every and done % config.preview_every == 0:
                 self._preview(adapter, done, callbacks)
             if callbacks.should_stop is not None and not self.dist.all_ok(not callbacks.should_stop()):
                 stopped = True
                 break
         folder = self._save(adapter, optimizer, last_good, history, final=True, callbacks=callbacks)
+        periodic = config.preview_every and last_good % config.preview_every == 0
+        if self.preview is not None and self.final_preview and not stopped and not periodic:
+            self._preview(adapter, last_good, callbacks)
         adapter.detach()
         return TrainResult(folder, last_good, stopped, history)
 

@@ -47,9 +47,11 @@ class RunFolder:
         return (self.root / STATE_JSON).is_file() or (self.root / PEFT_WEIGHTS_FILE).is_file() or \
             (self.root / CHECKPOINTS).is_dir()
 
-    def prepare(self, *, resume: bool, overwrite: bool, flags: tuple[str, str] = ("--resume", "--overwrite")) -> None:
+    def prepare(self, *, resume: bool, overwrite: bool,
+                flags: tuple[str, str | None] = ("--resume", "--overwrite")) -> None:
         """Check the folder before any work: a new run needs an empty (or new) folder unless ``overwrite``;
-        ``resume`` needs a run to continue."""
+        ``resume`` needs a run to continue. ``flags`` are the user's words for resume / overwrite (``None``: the
+        interface cannot overwrite)."""
         resume_flag, overwrite_flag = flags
         if resume and overwrite:
             raise RunFolderError(f"{resume_flag} and {overwrite_flag} exclude each other: continue the run in "
@@ -63,9 +65,10 @@ class RunFolder:
             raise RunFolderError(f"output {self.root} is a file, not a folder; choose a folder for the run")
         if self.holds_run():
             if not overwrite:
+                again = (f", start it again with {overwrite_flag} (its LoRA, checkpoints and previews are deleted)"
+                         if overwrite_flag else "")
                 raise RunFolderError(f"output folder {self.root} already holds a training run; continue it with "
-                                     f"{resume_flag}, start it again with {overwrite_flag} (its LoRA, checkpoints "
-                                     "and previews are deleted), or choose another folder")
+                                     f"{resume_flag}{again}, or choose another folder")
             for name in (CHECKPOINTS, PREVIEWS):
                 shutil.rmtree(self.root / name, ignore_errors=True)
             for path in self.root.glob("*"):

@@ -104,7 +104,8 @@ def _previewer(models: TrainingModels, dataset: TrainingDataset, config: TrainCo
 def build_training_run(models: TrainingModels, dataset: TrainingDataset, config: TrainConfig, folder: RunFolder, *,
                        device: torch.device, dist: DistContext | None = None, teachers: Any = None,
                        init_lora: Path | None = None, cache_dir: Path | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> TrainingRun:
+                       progress: Callable[[int, int], None] | None = None, final_preview: bool = False
+                       ) -> TrainingRun:
     """Everything :class:`TrainingRun` needs; songs are prepared (and cached) first."""
     dist = dist or DistContext()
     root = cache_dir or cache_root() / "training"
@@ -137,5 +138,6 @@ def build_training_run(models: TrainingModels, dataset: TrainingDataset, config:
     return TrainingRun(transformer=models.transformer, text=_text_encoder(models, device),
                        items=lambda index, rng: dataset.item(index, rng, with_audio=False), collate=collate,
                        songs=songs, config=config, folder=folder, device=device, dist=dist, init_lora=init_lora,
-                       checkpoint_blocks=checkpoint,
-                       preview=_previewer(models, dataset, config, folder) if config.preview_every else None)
+                       checkpoint_blocks=checkpoint, final_preview=final_preview,
+                       preview=_previewer(models, dataset, config, folder)
+                       if config.preview_every or final_preview else None)

@@ -15,7 +15,9 @@ EXPECTED_IDS = {
     "AceStepV1CheckpointLoader", "AceStepV1TextEncode", "AceStepV1GuidanceOptions", "AceStepV1EmptyLatent",
     "AceStepV1AudioToLatent", "AceStepV1RepaintWindow", "AceStepV1ExtendLatent", "AceStepV1Sampler",
     "AceStepV1FlowEdit", "AceStepV1LatentToAudio", "AceStepV1SaveAudio", "AceStepV1LoraLoader",
+    "AceStepV1TrainingDataset", "AceStepV1TrainOptions", "AceStepV1TrainLoRA",
 }
+TRAINING_IDS = {"AceStepV1TrainingDataset", "AceStepV1TrainOptions", "AceStepV1TrainLoRA"}
 CORE_IDS = {"TextEncodeAceStepAudio", "EmptyAceStepLatentAudio", "SaveAudio", "PreviewAudio", "LoadAudio"}
 
 
@@ -23,7 +25,8 @@ def test_ids_names_and_category(models_dir) -> None:
     assert set(NODE_CLASS_MAPPINGS) == EXPECTED_IDS and not set(NODE_CLASS_MAPPINGS) & CORE_IDS
     for node_id, cls in NODE_CLASS_MAPPINGS.items():
         assert NODE_DISPLAY_NAME_MAPPINGS[node_id].startswith("ACE-Step v1 ")
-        assert cls.CATEGORY == "audio/ACE-Step" and callable(getattr(cls, cls.FUNCTION))
+        category = "audio/ACE-Step/training" if node_id in TRAINING_IDS else "audio/ACE-Step"
+        assert category == cls.CATEGORY and callable(getattr(cls, cls.FUNCTION))
         assert isinstance(cls.RETURN_TYPES, tuple)
 
 
