@@ -25,6 +25,7 @@ from .types import CATEGORY, MODEL
 logger = logging.getLogger(__name__)
 
 FOLDER_PREFIX = "ace_step/"
+FROM_INPUT_CHOICE = "(from the lora_path input)"  # listed last: lets a workflow load a LoRA trained in the same run
 PEFT_WEIGHTS_FILE = "pytorch_lora_weights.safetensors"
 STRENGTH_RANGE = (-3.0, 3.0)  # the original app's UI range
 _CACHE_SIZE = 4
@@ -93,10 +94,11 @@ class AceStepV1LoraLoader:
             "required": {
                 "model": (MODEL, {"tooltip": "The ACE-Step v1 model (from the checkpoint loader or another "
                                              "LoRA loader)."}),
-                "lora_name": (list_loras(), {"tooltip": (
+                "lora_name": ([*list_loras(), FROM_INPUT_CHOICE], {"tooltip": (
                     "LoRA file from models/loras, or an official ACE-Step LoRA folder (pytorch_lora_weights."
                     "safetensors + adapter_config.json) from models/ace_step/. LoRAs for other models (SDXL, "
-                    "Flux, ACE-Step 1.5) are refused.")}),
+                    f"Flux, ACE-Step 1.5) are refused. {FROM_INPUT_CHOICE}: the LoRA named by the connected "
+                    "lora_path input (e.g. one trained by Train LoRA in the same run).")}),
                 "strength": ("FLOAT", {"default": 1.0, "min": low, "max": high, "step": 0.01, "tooltip": (
                     "1.0 = the LoRA as trained (alpha/r, alpha/sqrt(r) with rsLoRA); 0 = off; negative values "
                     "invert it. The original ACE-Step app's lora_weight w equals strength w*r/alpha (RapMachine: "
@@ -115,7 +117,11 @@ class AceStepV1LoraLoader:
         low, high = STRENGTH_RANGE
         if not low <= strength <= high:
             raise ValueError(f"strength {strength}: must be between {low} and {high}")
-        lora_name = lora_path.strip() if lora_path and lora_path.strip() else lora_name
+        if lora_path and lora_path.strip():
+            lora_name = lora_path.strip()
+        elif lora_name == FROM_INPUT_CHOICE:
+            raise ValueError(f"lora_name {FROM_INPUT_CHOICE!r} needs the lora_path input connected (e.g. to Train "
+                             "LoRA's lora_path output); or pick a LoRA from the list")
         lora = read_lora_cached(resolve_lora(lora_name))
         handle = adapter.add_loras(model.transformer, (LoraSpec(lora, float(strength), "trained"),))
         logger.info("ACE-Step: LoRA %s at strength %g (%d modules)", lora_name, strength, len(lora.modules))

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from acestep_core.errors import CheckpointError
 from acestep_core.lora.merge import LoraError, LoraSpec, merge_loras, read_lora
 from nodes.latent import AceStepV1EmptyLatent
-from nodes.lora import AceStepV1LoraLoader, list_loras
+from nodes.lora import FROM_INPUT_CHOICE, AceStepV1LoraLoader, list_loras
 from tests.nodes.test_nodes import sample
 from tests.parity import PARITY_DIR
 
@@ -74,6 +74,7 @@ def test_choices_and_widget_order(lora_folders: Path) -> None:
                        "ace_step/lora_r4_a8"]
     spec = AceStepV1LoraLoader.INPUT_TYPES()["required"]
     assert list(spec) == ["model", "lora_name", "strength"]
+    assert spec["lora_name"][0] == [*choices, FROM_INPUT_CHOICE]
     assert spec["strength"][1]["default"] == 1.0 and (spec["strength"][1]["min"], spec["strength"][1]["max"]) == (
         -3.0, 3.0)
 
@@ -121,3 +122,13 @@ def test_other_models_loras_are_refused(lora_folders, model) -> None:
         _apply(model, "nope.safetensors", 1.0)
     with pytest.raises(ValueError, match="strength 5.0: must be between -3.0 and 3.0"):
         _apply(model, "comfy_r4.safetensors", 5.0)
+
+
+def test_lora_path_input_wins_and_the_from_input_choice_needs_it(lora_folders, model, conditioning, empty) -> None:
+    by_name = sample(_apply(model, "ace_step/lora_r4_a8", 0.5), conditioning, empty)["samples"]
+    (by_path,) = AceStepV1LoraLoader().apply(model, FROM_INPUT_CHOICE, 0.5, lora_path=" ace_step/lora_r4_a8 ")
+    torch.testing.assert_close(sample(by_path, conditioning, empty)["samples"], by_name, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="needs the lora_path input connected"):
+        AceStepV1LoraLoader().apply(model, FROM_INPUT_CHOICE, 1.0)
+    with pytest.raises(ValueError, match="needs the lora_path input connected"):
+        AceStepV1LoraLoader().apply(model, FROM_INPUT_CHOICE, 1.0, lora_path="  ")
