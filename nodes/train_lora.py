@@ -12,17 +12,16 @@ import torch
 
 from . import comfy_adapter as adapter
 from . import web_events
-from .training import TRAIN_DATASET, TRAIN_OPTIONS, lora_folder
+from .training import REPA_CHOICES, TRAIN_DATASET, TRAIN_OPTIONS, lora_folder
 from .types import AUDIO, CATEGORY, MODEL
 
 logger = logging.getLogger(__name__)
 
-REPA_CHOICES = ["auto", "on", "off"]
 PREVIEW_SUBFOLDER = "acestep_lora_previews"  # under ComfyUI's output folder, where the browser can play them
 TEACHERS_FOLDER = "ace_step"  # teachers are looked for as <models/ace_step>/MERT-v1-330M and .../mHuBERT-147
 WEIGHTS_FILE = "pytorch_lora_weights.safetensors"
-OOM_ADVICE = ("out of GPU memory while training; lower it in Train LoRA Options (precision bf16, checkpointing on), "
-              "with a smaller rank or batch_size, repa off, or shorter songs")
+OOM_ADVICE = ("out of GPU memory while training; lower it in Train LoRA Options (precision bf16 or fp8, checkpointing "
+              "on, optimizer adamw8bit), with a smaller rank or batch_size, repa off, or shorter songs")
 
 
 def _config(steps: int, rank: int, alpha: float, learning_rate: float, batch_size: int, seed: int, repa: str,
@@ -36,7 +35,7 @@ def _config(steps: int, rank: int, alpha: float, learning_rate: float, batch_siz
     lora = LoraConfig(r=rank, lora_alpha=alpha if alpha > 0 else None, use_rslora=bool(o.get("rslora", False)),
                       **({"target_modules": targets} if targets else {}))
     optim = OptimConfig(learning_rate=learning_rate, warmup_steps=int(o.get("warmup_steps", 10)),
-                        grad_clip_norm=float(o.get("grad_clip", 0.5)))
+                        grad_clip_norm=float(o.get("grad_clip", 0.5)), optimizer=o.get("optimizer", "adamw"))
     return TrainConfig(max_steps=steps, lora=lora, optim=optim, batch_size=batch_size, seed=seed,
                        accumulate=int(o.get("accumulate", 1)), precision=o.get("precision", "fp32"),
                        checkpointing=o.get("checkpointing", "auto"), repa=repa,  # type: ignore[arg-type]
@@ -59,18 +58,18 @@ def _audio_output(path: Path | None) -> dict[str, Any]:
 
 def _estimate(models: Any, dataset: Any, config: Any, checkpointing: bool) -> int:
     from acestep_core.training.lora import target_linears
-    from acestep_core.training.memory import training_memory_bytes
+    from acestep_core.training.memory import module_bytes, training_memory_bytes
 
     cfg = models.transformer.cfg
     lora = sum(config.lora.r * (m.in_features + m.out_features)
                for m in target_linears(models.transformer, config.lora).values())
     frames = max(dataset.wav_lengths) // 4096 * 44100 // 48000 + 2
-    return training_memory_bytes(transformer_params=sum(p.numel() for p in models.transformer.parameters()),
-                                 other_params=sum(p.numel() for p in models.codec.parameters()) + sum(
-                                     p.numel() for p in models.text_encoder.parameters()),
-                                 lora_params=lora, frames=frames, model_dim=cfg.model_dim,
+    return training_memory_bytes(weight_bytes=module_bytes(models.transformer, models.codec, models.text_encoder),
+                                 trained_params=lora, frames=frames, model_dim=cfg.model_dim,
                                  num_blocks=cfg.num_layers, batch=config.batch_size,
-                                 bf16=config.precision == "bf16", checkpointing=checkpointing)
+                                 activation_bytes=4 if config.precision == "fp32" else 2,
+                                 checkpointing=checkpointing,
+                                 optimizer_bytes=2.0 if config.optim.optimizer == "adamw8bit" else 8.0)
 
 
 class AceStepV1TrainLoRA:

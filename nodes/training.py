@@ -18,6 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from acestep_core.training import choices as _choices
+
 from . import comfy_adapter as adapter
 from .types import CATEGORY, MODEL
 
@@ -26,9 +28,10 @@ logger = logging.getLogger(__name__)
 TRAIN_DATASET = "ACESTEP_TRAIN_DATASET"
 TRAIN_OPTIONS = "ACESTEP_TRAIN_OPTIONS"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
-REPA_CHOICES = ["auto", "on", "off"]
-PRECISION_CHOICES = ["fp32", "bf16"]
-CHECKPOINTING_CHOICES = ["auto", "on", "off"]
+REPA_CHOICES = list(_choices.REPA_CHOICES)
+PRECISION_CHOICES = list(_choices.PRECISIONS)
+CHECKPOINTING_CHOICES = list(_choices.CHECKPOINTING_CHOICES)
+OPTIMIZER_CHOICES = list(_choices.OPTIMIZERS)
 
 
 def dataset_folder(folder: str) -> Path:
@@ -102,7 +105,11 @@ class AceStepV1TrainOptions:
     def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI API name
         return {"required": {
             "precision": (PRECISION_CHOICES, {"default": "fp32", "tooltip": (
-                "fp32 = the original; bf16 = bf16 base weights with fp32 LoRA weights (less memory, faster).")}),
+                "fp32 = the original; bf16 = bf16 base weights with fp32 LoRA weights (less memory, faster); fp8 = "
+                "the DiT blocks' weights stored in fp8 (least memory; bf16 math, weights rounded to 3 mantissa "
+                "bits).")}),
+            "optimizer": (OPTIMIZER_CHOICES, {"default": "adamw", "tooltip": (
+                "adamw = the original; adamw8bit keeps the optimiser moments in 8 bits (less memory).")}),
             "checkpointing": (CHECKPOINTING_CHOICES, {"default": "auto", "tooltip": (
                 "Activation checkpointing per DiT block (auto: off with >= 40 GiB of free GPU memory).")}),
             "accumulate": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "Micro-batches per step."}),

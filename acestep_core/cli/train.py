@@ -30,8 +30,9 @@ logger = logging.getLogger("acestep_core.cli")
 
 __all__ = ["TrainPlan", "plan_training", "run_training"]
 
-OOM_ADVICE = ("out of GPU memory while training; lower it with --precision bf16, --checkpointing on, a smaller "
-              "--rank, --batch-size 1 (with --accumulate for a larger effective batch), --repa off, or shorter clips")
+OOM_ADVICE = ("out of GPU memory while training; lower it with --precision bf16 (or fp8), --checkpointing on, "
+              "--optimizer adamw8bit, a smaller --rank, --batch-size 1 (with --accumulate for a larger effective "
+              "batch), --repa off, or shorter clips")
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,9 @@ def _original_flags(args: argparse.Namespace) -> str:
             logger.info("--%s: accepted for compatibility with the original trainer, has no effect here", name)
     precision = ORIGINAL_PRECISIONS.get(str(args.precision))
     if precision is None:
-        raise UsageError(f"--precision {args.precision!r}: choose fp32 (the original's 32) or bf16 "
-                         "(bf16 base weights with fp32 LoRA weights; the original's bf16-mixed)")
+        raise UsageError(f"--precision {args.precision!r}: choose fp32 (the original's 32), bf16 "
+                         "(bf16 base weights with fp32 LoRA weights; the original's bf16-mixed) or fp8 (the DiT "
+                         "blocks' weights in fp8)")
     return precision
 
 
@@ -107,7 +109,7 @@ def plan_training(args: argparse.Namespace) -> TrainPlan:
     try:
         lora = _lora_config(args)
         optim = OptimConfig(learning_rate=args.learning_rate, weight_decay=args.weight_decay,
-                            warmup_steps=args.warmup_steps, grad_clip_norm=args.clip)
+                            warmup_steps=args.warmup_steps, grad_clip_norm=args.clip, optimizer=args.optimizer)
         config = TrainConfig(max_steps=args.max_steps, lora=lora, optim=optim, batch_size=args.batch_size,
                              accumulate=args.accumulate, seed=args.seed if args.seed is not None else
                              random.SystemRandom().randrange(2**31), precision=precision,  # type: ignore[arg-type]

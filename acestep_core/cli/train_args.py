@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ..training.config import CHECKPOINTING_CHOICES, PRECISIONS, REPA_CHOICES
+from ..training.optim import OPTIMIZERS
 
 __all__ = ["ORIGINAL_PRECISIONS", "add_train_parser"]
 
 ORIGINAL_PRECISIONS = {"32": "fp32", "32-true": "fp32", "fp32": "fp32", "bf16": "bf16", "bf16-mixed": "bf16",
-                       "bf16-true": "bf16"}
+                       "bf16-true": "bf16", "fp8": "fp8"}
 DESCRIPTION = """Train a LoRA for ACE-Step v1 on a folder of songs, with the original trainer's recipe by default.
 
   python -m acestep_core train --data my_songs/ --checkpoint ACE-Step-v1-3.5B/ --output my_lora/ --max-steps 2000
@@ -100,8 +101,11 @@ def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:
 def _add_speed_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("speed and memory")
     g.add_argument("--precision", default="fp32", help=f"{' | '.join(PRECISIONS)} (fp32 = the original; bf16 = "
-                                                        "bf16 base weights, fp32 LoRA); the original's 32 / "
+                                                        "bf16 base weights, fp32 LoRA; fp8 = the DiT blocks' "
+                                                        "weights in fp8, bf16 math); the original's 32 / "
                                                         "bf16-mixed are accepted")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
+                   help="adamw = the original; adamw8bit keeps the optimiser moments in 8 bits (less memory)")
     g.add_argument("--checkpointing", choices=CHECKPOINTING_CHOICES, default="auto",
                    help="activation checkpointing per DiT block (auto: off on a GPU with >= 40 GiB free)")
     g.add_argument("--mask-padding", action="store_true", help="leave the padding of shorter clips in a batch out "

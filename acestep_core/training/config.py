@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any
 
+from .choices import CHECKPOINTING_CHOICES, PRECISIONS, REPA_CHOICES, Precision, Switch
 from .lora import LoraConfig
 from .optim import OptimConfig
 
 __all__ = ["CHECKPOINTING_CHOICES", "PRECISIONS", "REPA_CHOICES", "TrainConfig"]
 
-Precision = Literal["fp32", "bf16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
-Switch = Literal["on", "off", "auto"]
-CHECKPOINTING_CHOICES: tuple[Switch, ...] = ("auto", "on", "off")
-REPA_CHOICES: tuple[Switch, ...] = ("auto", "on", "off")
 LYRIC_DROPOUT = 0.1  # the lyric Conformer's dropout in train mode (upstream dropout_rate / positional_dropout_rate)
 
 

@@ -10,17 +10,28 @@ conservative against that.
 
 from __future__ import annotations
 
-__all__ = ["training_memory_bytes"]
+__all__ = ["module_bytes", "training_memory_bytes"]
 
 BLOCK_WORKING_SET = 48  # activation values kept per frame and model dimension inside one DiT block (fwd + bwd)
 
 
-def training_memory_bytes(*, transformer_params: int, other_params: int, lora_params: int, frames: int,
-                          model_dim: int, num_blocks: int, batch: int, bf16: bool, checkpointing: bool) -> int:
-    weight_bytes = transformer_params * (2 if bf16 else 4) + other_params * 4
-    lora_bytes = lora_params * 4 * 4  # parameter, gradient, two Adam moments
-    value_bytes = 2 if bf16 else 4
-    per_block = batch * frames * model_dim * value_bytes
+def training_memory_bytes(*, weight_bytes: int, trained_params: int, frames: int, model_dim: int, num_blocks: int,
+                          batch: int, activation_bytes: int, checkpointing: bool, optimizer_bytes: float = 8.0
+                          ) -> int:
+    """Bytes a run needs: ``weight_bytes`` of the loaded (frozen) models, the trained parameters (fp32 value +
+    gradient + ``optimizer_bytes`` of optimiser state each: 8 for AdamW, ~2 for 8-bit AdamW), activations of
+    ``activation_bytes`` per value (4 fp32, 2 bf16)."""
+    trained = trained_params * (4 + 4 + optimizer_bytes)
+    per_block = batch * frames * model_dim * activation_bytes
     activations = per_block * (num_blocks + BLOCK_WORKING_SET) if checkpointing else \
         per_block * num_blocks * BLOCK_WORKING_SET
-    return int(weight_bytes + lora_bytes + activations)
+    return int(weight_bytes + trained + activations)
+
+
+def module_bytes(*modules: object) -> int:
+    """Bytes of the parameters and buffers of ``modules`` (fp8 weights are buffers)."""
+    total = 0
+    for module in modules:
+        for tensor in [*module.parameters(), *module.buffers()]:  # type: ignore[attr-defined]
+            total += tensor.numel() * tensor.element_size()
+    return total

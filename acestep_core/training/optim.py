@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["OptimConfig", "lr_multiplier", "make_optimizer"]
+from .choices import OPTIMIZERS, OptimizerName
+
+__all__ = ["OPTIMIZERS", "OptimConfig", "lr_multiplier", "make_optimizer"]
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,11 @@ class OptimConfig:
     eps: float = 1e-8
     warmup_steps: int = 10
     grad_clip_norm: float = 0.5
+    optimizer: OptimizerName = "adamw"
 
     def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r}: choose one of {list(OPTIMIZERS)} (adamw = the original)")
         if not self.learning_rate > 0:
             raise ValueError(f"learning rate {self.learning_rate}: must be > 0 (the original uses 1e-4)")
         if self.warmup_steps < 0:
@@ -48,10 +53,18 @@ def lr_multiplier(step: int, warmup_steps: int, max_steps: int) -> float:
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], config: OptimConfig, max_steps: int
-                   ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW and its schedule over ``max_steps`` (step the schedule after every ``optimizer.step()``)."""
-    optimizer = torch.optim.AdamW([{"params": list(params)}], lr=config.learning_rate,
-                                  weight_decay=config.weight_decay, betas=config.betas, eps=config.eps)
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (or 8-bit AdamW) and its schedule over ``max_steps`` (step the schedule after every
+    ``optimizer.step()``)."""
+    optimizer: torch.optim.Optimizer
+    if config.optimizer == "adamw8bit":
+        from .adam8bit import AdamW8bit
+
+        optimizer = AdamW8bit([{"params": list(params)}], lr=config.learning_rate, weight_decay=config.weight_decay,
+                              betas=config.betas, eps=config.eps)
+    else:
+        optimizer = torch.optim.AdamW([{"params": list(params)}], lr=config.learning_rate,
+                                      weight_decay=config.weight_decay, betas=config.betas, eps=config.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_multiplier(step, config.warmup_steps, max_steps))
     return optimizer, scheduler

@@ -47,11 +47,16 @@ class TrainingModels:
 def load_training_models(checkpoint: str | Path, lyric_tokenizer: LyricTokenizer, *, device: torch.device,
                          precision: str, repa: bool) -> TrainingModels:
     """Load the checkpoint for training: the transformer in the run's precision (fp32 = the original; bf16 base
-    weights train fp32 LoRAs), text encoder and codec in fp32, everything frozen."""
+    weights train fp32 LoRAs; fp8 stores the DiT blocks' weights in fp8 on top of bf16, see
+    :mod:`acestep_core.runtime.quant`), text encoder and codec in fp32, everything frozen."""
     from ..loading.loader import load_checkpoint
 
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
     base = load_checkpoint(checkpoint, device=device, dtype=dtype, components=["transformer"], repa_heads=repa)
+    if precision == "fp8":
+        from ..runtime.quant import quantize_fp8_
+
+        quantize_fp8_(base.transformer)
     rest = load_checkpoint(checkpoint, device=device, dtype=torch.float32,
                            components=["dcae", "vocoder", "text_encoder"])
     for module in (base.transformer, rest.text_encoder, rest.codec):

@@ -35,13 +35,15 @@ class TrainingState:
     step: int
     config: TrainConfig
     param_names: tuple[str, ...]  # the LoRA parameters, in optimiser order
-    moments: dict[str, torch.Tensor]  # "<name>.exp_avg", "<name>.exp_avg_sq"
+    moments: dict[str, torch.Tensor]  # "<name>.<optimiser state key>" (AdamW: exp_avg, exp_avg_sq)
     adam_steps: tuple[float, ...]
     loss_history: tuple[tuple[int, float], ...] = ()
 
 
 def capture(step: int, config: TrainConfig, names: list[str], optimizer: torch.optim.Optimizer,
             loss_history: list[tuple[int, float]]) -> TrainingState:
+    """Every tensor of the optimiser's per-parameter state (AdamW: ``exp_avg`` / ``exp_avg_sq``; 8-bit AdamW: its
+    quantised moments and scales) under ``<name>.<key>``, and the step counts."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if len(params) != len(names):
         raise ValueError(f"training state: {len(names)} names for {len(params)} optimiser parameters")
@@ -49,8 +51,11 @@ def capture(step: int, config: TrainConfig, names: list[str], optimizer: torch.o
     steps: list[float] = []
     for name, param in zip(names, params, strict=True):
         state = optimizer.state.get(param, {})
-        for moment in ("exp_avg", "exp_avg_sq"):
-            moments[f"{name}.{moment}"] = (state[moment] if moment in state else torch.zeros_like(param)).detach()
+        if not state:  # not stepped yet: AdamW's zero moments
+            state = {"exp_avg": torch.zeros_like(_local(param)), "exp_avg_sq": torch.zeros_like(_local(param))}
+        for key, value in state.items():
+            if key != "step" and isinstance(value, torch.Tensor):
+                moments[f"{name}.{key}"] = _local(value).detach()
         steps.append(float(state["step"]) if "step" in state else 0.0)
     return TrainingState(step, config, tuple(names), moments, tuple(steps), tuple(loss_history))
 
@@ -59,20 +64,34 @@ def restore(state: TrainingState, optimizer: torch.optim.Optimizer) -> None:
     """Put the saved moments and step counts into ``optimizer`` (same parameters, same order)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     if len(params) != len(state.param_names):
-        raise CheckpointError(f"training state holds {len(state.param_names)} LoRA tensors, the LoRA has "
+        raise CheckpointError(f"training state holds {len(state.param_names)} trained tensors, the run has "
                               f"{len(params)}: it belongs to another LoRA configuration")
     for name, param, count in zip(state.param_names, params, state.adam_steps, strict=True):
-        avg, avg_sq = state.moments[f"{name}.exp_avg"], state.moments[f"{name}.exp_avg_sq"]
-        if avg.shape != param.shape:
-            raise CheckpointError(f"training state: {name} has shape {list(avg.shape)}, the LoRA {list(param.shape)}")
-        optimizer.state[param] = {"step": torch.tensor(count), "exp_avg": avg.to(param).clone(),
-                                  "exp_avg_sq": avg_sq.to(param).clone()}
+        local = _local(param)
+        entries = {key[len(name) + 1:]: value for key, value in state.moments.items()
+                   if key.startswith(name + ".") and "." not in key[len(name) + 1:]}
+        restored: dict[str, torch.Tensor] = {"step": torch.tensor(count)}
+        for key, value in entries.items():
+            if key in ("exp_avg", "exp_avg_sq") and value.shape != local.shape:
+                raise CheckpointError(f"training state: {name} has shape {list(value.shape)}, the run "
+                                      f"{list(local.shape)}")
+            restored[key] = value.to(device=local.device, dtype=local.dtype if value.is_floating_point() and
+                                     key in ("exp_avg", "exp_avg_sq") else value.dtype).clone()
+        if count > 0:
+            optimizer.state[param] = restored
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    """The local shard of an FSDP2 (DTensor) tensor; any other tensor as it is."""
+    to_local = getattr(tensor, "to_local", None)
+    return to_local() if callable(to_local) else tensor
 
 
 def save_state(folder: Path, state: TrainingState) -> None:
     """Write the state next to a LoRA (tensors first, then the JSON that names them: a JSON present means a
     complete state)."""
-    tensors = {k: v.to(device="cpu", dtype=torch.float32).contiguous() for k, v in state.moments.items()}
+    tensors = {k: v.to(device="cpu", dtype=torch.float32 if v.is_floating_point() else v.dtype).contiguous()
+               for k, v in state.moments.items()}
     atomic_write(folder / STATE_TENSORS, lambda tmp: save_file(tensors, str(tmp)))
     doc = {"format": STATE_FORMAT, "step": state.step, "config": state.config.to_dict(),
            "param_names": list(state.param_names), "adam_steps": list(state.adam_steps),

@@ -121,5 +121,5 @@ def test_out_of_memory_names_the_options(model: Any, models_dir: Path, input_dir
 
     monkeypatch.setattr(train_lora, "_run", oom)
     dataset = AceStepV1TrainingDataset().load(model, "acestep_dataset")["result"][0]
-    with pytest.raises(RuntimeError, match="precision bf16, checkpointing on"):
+    with pytest.raises(RuntimeError, match="precision bf16 or fp8, checkpointing on"):
         _train(model, dataset, "oom", options)

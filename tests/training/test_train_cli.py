@@ -121,3 +121,13 @@ def test_an_empty_or_unusable_dataset_is_refused(tmp_path: Path, capsys: pytest.
     write_song(unprompted, "x", tags=None)
     code, _, err = run_cli(train_args(unprompted, tmp_path / "run2"), capsys)
     assert code == 2 and "_prompt.txt" in err, err
+
+
+def test_light_flags_train_and_are_stored_in_the_run(songs: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "light"
+    code, _, err = run_cli(train_args(songs, out, "--precision", "fp8", "--optimizer", "adamw8bit", steps=2), capsys)
+    assert code == 0, err
+    config = json.loads((out / "training_state.json").read_text())["config"]
+    assert config["precision"] == "fp8" and config["optim"]["optimizer"] == "adamw8bit"
+    assert all(torch.isfinite(v).all() for v in lora_tensors(out).values())

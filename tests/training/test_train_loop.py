@@ -46,7 +46,7 @@ def _run(songs: Path, output: Path, config: TrainConfig = CONFIG, *, resume: boo
          stop_after: int | None = None) -> tuple[object, Path]:
     tokenizer = LyricTokenizer.from_vocab(VOCAB)
     dataset = load_training_dataset(songs, tokenizer, audio_cache={})
-    models = load_training_models(TINY_CHECKPOINT, tokenizer, device=torch.device("cpu"), precision="fp32",
+    models = load_training_models(TINY_CHECKPOINT, tokenizer, device=torch.device("cpu"), precision=config.precision,
                                   repa=False)
     folder = RunFolder(output)
     folder.prepare(resume=resume, overwrite=False)
@@ -71,6 +71,25 @@ def test_stop_saves_and_resume_continues_exactly(songs: Path, tmp_path: Path) ->
     assert resumed.steps_done == 4  # type: ignore[attr-defined]
     want = _lora(tmp_path / "straight")
     assert all(torch.equal(want[k], v) for k, v in _lora(folder).items())
+
+
+@pytest.mark.parametrize(("precision", "optimizer"), [("fp32", "adamw8bit"), ("fp8", "adamw")])
+def test_light_options_stop_and_resume_exactly(songs: Path, tmp_path: Path, precision: str, optimizer: str) -> None:
+    """8-bit AdamW moments and fp8 base weights go through the training state and continue bit for bit."""
+    lora = LoraConfig(r=128)  # r 128: the tiny model's 32-wide layers give LoRA tensors big enough for 8-bit moments
+    config = replace(CONFIG, precision=precision, lora=lora,  # type: ignore[arg-type]
+                     optim=replace(CONFIG.optim, optimizer=optimizer))
+    straight, _ = _run(songs, tmp_path / "straight", config)
+    _, folder = _run(songs, tmp_path / "stopped", config, stop_after=2)
+    if optimizer == "adamw8bit":
+        state = load_file(str(folder / "training_state.safetensors"))
+        assert any(k.endswith(".exp_avg_q") and v.dtype == torch.uint8 for k, v in state.items())
+    _run(songs, folder, config, resume=True)
+    want, got = _lora(tmp_path / "straight"), _lora(folder)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    plain = _lora(_run(songs, tmp_path / "plain", replace(CONFIG, lora=lora))[1])
+    assert any(not torch.equal(plain[k], want[k]) for k in want)  # the option changed the numbers
+    assert straight.loss_history and all(torch.isfinite(torch.tensor(v)) for _, v in straight.loss_history)  # type: ignore[attr-defined]
 
 
 def test_a_diverging_loss_stops_and_keeps_the_last_good_lora(songs: Path, tmp_path: Path,
