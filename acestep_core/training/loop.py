@@ -22,15 +22,15 @@ import torch.nn.functional as F
 from .config import TrainConfig
 from .distributed import DistContext
 from .draws import KeyedDropout, prompt_rng, step_draws
-from .lora import LoraAdapter, attach_lora
+from .lora import LoraAdapter
 from .optim import make_optimizer
 from .order import global_positions
 from .plot import loss_curve_image, write_png
 from .prepare import PreparedSong
 from .run_files import LOSS_LOG, LOSS_PNG, RunFolder
-from .save import save_lora
-from .state import TrainingState, capture, load_state, restore, save_state
-from .step import Conditions, StepLoss, step_loss
+from .state import TrainingState, capture, load_state, restore, save_state_json, save_state_tensors
+from .step import Conditions, StepLoss
+from .trainee import LoraTrainee, Trainee
 
 logger = logging.getLogger(__name__)
 
@@ -89,18 +89,18 @@ class TrainingRun:
     dist: DistContext = field(default_factory=DistContext)
     init_lora: Path | None = None
     checkpoint_blocks: bool = True
+    trainee: Callable[[], Trainee] | None = None  # None = a LoRA (see :mod:`.trainee`); --full: :mod:`.full`
     preview: Callable[[LoraAdapter, int], Path] | None = None
     final_preview: bool = False  # also render a preview of the final LoRA (unless the run stopped early)
 
     def train(self, callbacks: TrainCallbacks | None = None, *, resume: bool = False) -> TrainResult:
         callbacks = callbacks or TrainCallbacks()
         config = self.config
-        adapter = attach_lora(self.transformer, config.lora, init_from=self.init_lora,
-                              generator=torch.Generator().manual_seed(config.seed))
-        params = adapter.parameters()  # optimiser order = the state's names (lora_A, lora_B of each module)
-        for param in params:
-            param.requires_grad_(True)
-        model = self._wrap(adapter)
+        adapter = self.trainee() if self.trainee is not None else LoraTrainee(
+            self.transformer, config, device=self.device, dist=self.dist, checkpoint_blocks=self.checkpoint_blocks,
+            init_lora=self.init_lora)
+        params = adapter.parameters()  # optimiser order = the state's names
+        model = adapter.model()
         optimizer, scheduler = make_optimizer(params, config.optim, config.max_steps)
         start, history = self._resume(adapter, optimizer, scheduler) if resume else (0, [])
         stopped = False
@@ -114,7 +114,7 @@ class TrainingRun:
                     f"step {step + 1}: the loss is {loss.total.item()} (not finite); training stopped without "
                     f"applying that step; the LoRA of step {last_good} is kept in {self.folder.root}. Lower the "
                     "learning rate, or use --precision fp32")
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip_norm))
+            grad_norm = _to_float(torch.nn.utils.clip_grad_norm_(params, config.optim.grad_clip_norm))
             learning_rate = float(scheduler.get_last_lr()[0])
             optimizer.step()
             scheduler.step()
@@ -138,18 +138,18 @@ class TrainingRun:
         periodic = config.preview_every and last_good % config.preview_every == 0
         if self.preview is not None and self.final_preview and not stopped and not periodic:
             self._preview(adapter, last_good, callbacks)
-        adapter.detach()
+        adapter.close()
         return TrainResult(folder, last_good, stopped, history)
 
     # -- one optimiser step --------------------------------------------------------------------------------------
 
-    def _optimiser_step(self, model: Any, adapter: LoraAdapter, optimizer: Any, step: int) -> StepLoss:
+    def _optimiser_step(self, model: Any, adapter: Trainee, optimizer: Any, step: int) -> StepLoss:
         """Forward and backward of every micro-batch of global step ``step`` (this rank's share)."""
         config, loss = self.config, None
         for micro in range(config.accumulate):
             positions = global_positions(step, micro, config, len(self.songs), self.dist)
             sync = micro == config.accumulate - 1
-            context = model.no_sync() if self.dist.active and not sync else _NullContext()
+            context = adapter.no_sync() if not sync else _NullContext()
             with context:
                 loss = self._micro_batch(model, step, positions)
                 (loss.total / config.accumulate).backward()
@@ -175,57 +175,51 @@ class TrainingRun:
         dropout = KeyedDropout(config.lyric_dropout, config.seed, step, keys) if config.lyric_dropout else None
         return model(latents, conditions, draws, frame_mask if config.mask_padding else None, ssl, dropout)
 
-    def _wrap(self, adapter: LoraAdapter) -> Any:
-        module = _LossModule(self.transformer, adapter, self.config, self.checkpoint_blocks)
-        if not self.dist.active:
-            return module
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
-
     # -- saving, resuming, logging -------------------------------------------------------------------------------
 
-    def _state(self, adapter: LoraAdapter, optimizer: Any, step: int, history: list[tuple[int, float]]
+    def _state(self, adapter: Trainee, optimizer: Any, step: int, history: list[tuple[int, float]]
                ) -> TrainingState:
-        names = [f"{name}.lora_{ab}.weight" for name, _ in adapter.pairs() for ab in "AB"]
-        return capture(step, self.config, names, optimizer, history)
+        return capture(step, self.config, adapter.names(), optimizer, history)
 
-    def _save(self, adapter: LoraAdapter, optimizer: Any, step: int, history: list[tuple[int, float]], *,
+    def _save(self, adapter: Trainee, optimizer: Any, step: int, history: list[tuple[int, float]], *,
               final: bool, callbacks: TrainCallbacks | None = None) -> Path:
-        folder = self.folder.root
+        """Weights + training state into the root (final) or a new checkpoint folder. With a sharded state every
+        rank writes its own optimiser shard; the state's JSON, written last by rank 0, marks a complete save."""
+        state = self._state(adapter, optimizer, step, history)
+        shard = (self.dist.rank, self.dist.world) if adapter.sharded_state else None
+        target = self.folder.root if final else self.folder.begin_checkpoint(step, self.dist)
+
+        def write(folder: Path) -> None:
+            adapter.save(folder)  # collective for FSDP2 (every rank gathers, rank 0 writes)
+            if shard is not None or self.dist.is_main:
+                save_state_tensors(folder, state, shard=shard)
+            self.dist.barrier()
+            if self.dist.is_main:
+                save_state_json(folder, state, world=self.dist.world if shard is not None else None)
+
+        write(target)
         if self.dist.is_main:
-            state = self._state(adapter, optimizer, step, history)
-
-            def write(target: Path) -> None:
-                save_lora(adapter, target)
-                save_state(target, state)
-
             if final:
-                write(folder)
-                write_png(folder / LOSS_PNG, loss_curve_image(history))
+                write_png(target / LOSS_PNG, loss_curve_image(history))
             else:
-                folder = self.folder.write_checkpoint(step, write, self.config.keep_checkpoints)
-            logger.info("step %d: LoRA saved in %s", step, folder)
+                target = self.folder.commit_checkpoint(step, target, self.config.keep_checkpoints)
+            logger.info("step %d: %s saved in %s", step, "LoRA" if adapter.kind == "lora" else "model", target)
             if callbacks is not None and callbacks.on_save is not None:
-                callbacks.on_save(step, folder)
+                callbacks.on_save(step, target)
         self.dist.barrier()
-        return folder
+        return self.folder.checkpoint(step) if not final else target
 
-    def _resume(self, adapter: LoraAdapter, optimizer: Any, scheduler: Any) -> tuple[int, list[tuple[int, float]]]:
+    def _resume(self, adapter: Trainee, optimizer: Any, scheduler: Any) -> tuple[int, list[tuple[int, float]]]:
         source = self.folder.latest_state()
         if source is None:
             raise FileNotFoundError(f"{self.folder.root}: no training state to resume")
-        state = load_state(source)
+        shard = (self.dist.rank, self.dist.world) if adapter.sharded_state else None
+        state = load_state(source, shard=shard)
         changed = state.config.resume_compatible(self.config)
         if changed:
             raise ValueError(f"--resume: settings {changed} differ from the run being continued (in {source}); "
                              "use the same settings, or start a new run")
-        from ..lora.formats import read_lora
-
-        lora = read_lora(source)
-        adapter.load_state_dict({f"{n}.lora_A.weight": m.down for n, m in lora.modules.items()}
-                                | {f"{n}.lora_B.weight": m.up for n, m in lora.modules.items()}, source=str(source))
+        adapter.load(source)
         restore(state, optimizer)
         with warnings.catch_warnings():  # fast-forwarding the schedule before any optimizer.step() is intended
             warnings.simplefilter("ignore", UserWarning)
@@ -245,9 +239,9 @@ class TrainingRun:
         if callbacks.on_step is not None:
             callbacks.on_step(report)
 
-    def _preview(self, adapter: LoraAdapter, step: int, callbacks: TrainCallbacks) -> None:
-        if self.dist.is_main and self.preview is not None:
-            path = self.preview(adapter, step)
+    def _preview(self, adapter: Trainee, step: int, callbacks: TrainCallbacks) -> None:
+        if self.dist.is_main and self.preview is not None and isinstance(adapter, LoraTrainee):
+            path = self.preview(adapter.adapter, step)
             if callbacks.on_preview is not None:
                 callbacks.on_preview(step, path)
         self.dist.barrier()
@@ -261,20 +255,10 @@ class _NullContext:
         return None
 
 
-class _LossModule(torch.nn.Module):
-    """The module DDP wraps: the LoRA's parameters are its own; the frozen transformer is not registered."""
-
-    def __init__(self, transformer: Any, adapter: LoraAdapter, config: TrainConfig, checkpoint_blocks: bool) -> None:
-        super().__init__()
-        self.adapters = adapter.module
-        self._transformer = [transformer]  # a list hides it from nn.Module's registration (and from DDP)
-        self.config, self.checkpoint_blocks = config, checkpoint_blocks
-
-    def forward(self, latents: torch.Tensor, conditions: Conditions, draws: Any, frame_mask: torch.Tensor | None,
-                ssl: dict[str, list[torch.Tensor]] | None, dropout: KeyedDropout | None) -> StepLoss:
-        return step_loss(self._transformer[0], latents, conditions, draws, frame_mask=frame_mask, ssl_features=ssl,
-                         ssl_coeff=self.config.ssl_coeff, shift=self.config.shift,
-                         checkpoint_blocks=self.checkpoint_blocks, lyric_dropout=dropout)
+def _to_float(value: torch.Tensor) -> float:
+    """A scalar tensor (an FSDP2 gradient norm is a replicated DTensor) as a float."""
+    full = getattr(value, "full_tensor", None)
+    return float(full() if callable(full) else value)
 
 
 def _pad_latents(latents: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,6 +19,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import AceStepInputError
 from .lora import PEFT_WEIGHTS_FILE
@@ -96,14 +97,20 @@ class RunFolder:
             return None
         return max(candidates, key=lambda p: json.loads((p / STATE_JSON).read_text(encoding="utf-8"))["step"])
 
-    def write_checkpoint(self, step: int, write: Callable[[Path], None], keep: int) -> Path:
-        """``write(folder)`` into a temporary folder renamed to ``checkpoints/step_XXXXXXX`` (a checkpoint folder
-        is complete or absent), then keep only the last ``keep`` checkpoints (0 = all)."""
+    def begin_checkpoint(self, step: int, dist: Any = None) -> Path:
+        """The temporary folder a checkpoint is written into (created by rank 0; every rank may write there)."""
+        temporary = self.checkpoint(step).with_name(f".step_{step:07d}.tmp")
+        if dist is None or dist.is_main:
+            shutil.rmtree(temporary, ignore_errors=True)
+            temporary.mkdir(parents=True)
+        if dist is not None:
+            dist.barrier()
+        return temporary
+
+    def commit_checkpoint(self, step: int, temporary: Path, keep: int) -> Path:
+        """Rename a written temporary folder to ``checkpoints/step_XXXXXXX`` (a checkpoint folder is complete or
+        absent), then keep only the last ``keep`` checkpoints (0 = all)."""
         final = self.checkpoint(step)
-        temporary = final.with_name(f".{final.name}.tmp")
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir(parents=True)
-        write(temporary)
         if final.exists():
             shutil.rmtree(final)
         os.replace(temporary, final)
@@ -111,6 +118,12 @@ class RunFolder:
             for old in self.checkpoints()[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
         return final
+
+    def write_checkpoint(self, step: int, write: Callable[[Path], None], keep: int) -> Path:
+        """``write(folder)`` into a temporary folder, then :meth:`commit_checkpoint` (one process)."""
+        temporary = self.begin_checkpoint(step)
+        write(temporary)
+        return self.commit_checkpoint(step, temporary, keep)
 
     def preview(self, step: int) -> Path:
         return self.root / PREVIEWS / f"step_{step:07d}.wav"

@@ -21,7 +21,8 @@ from ..errors import CheckpointError
 from .config import TrainConfig
 from .save import atomic_write, atomic_write_text
 
-__all__ = ["STATE_JSON", "STATE_TENSORS", "TrainingState", "load_state", "save_state"]
+__all__ = ["STATE_JSON", "STATE_TENSORS", "TrainingState", "load_state", "save_state", "save_state_json",
+           "save_state_tensors", "shard_file"]
 
 STATE_JSON = "training_state.json"
 STATE_TENSORS = "training_state.safetensors"
@@ -87,26 +88,57 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
     return to_local() if callable(to_local) else tensor
 
 
-def save_state(folder: Path, state: TrainingState) -> None:
-    """Write the state next to a LoRA (tensors first, then the JSON that names them: a JSON present means a
-    complete state)."""
+def shard_file(shard: tuple[int, int] | None) -> str:
+    """The tensor file of one rank's optimiser shard (FSDP2), or of the whole state."""
+    if shard is None:
+        return STATE_TENSORS
+    rank, world = shard
+    return f"training_state.rank{rank:05d}-of-{world:05d}.safetensors"
+
+
+def save_state_tensors(folder: Path, state: TrainingState, *, shard: tuple[int, int] | None = None) -> None:
+    """Write the state's tensors (this rank's shard of them with ``shard`` = (rank, world))."""
     tensors = {k: v.to(device="cpu", dtype=torch.float32 if v.is_floating_point() else v.dtype).contiguous()
                for k, v in state.moments.items()}
-    atomic_write(folder / STATE_TENSORS, lambda tmp: save_file(tensors, str(tmp)))
+    atomic_write(folder / shard_file(shard), lambda tmp: save_file(tensors, str(tmp)))
+
+
+def save_state_json(folder: Path, state: TrainingState, *, world: int | None = None) -> None:
+    """Write the JSON that names the tensors, after them (a JSON present means a complete state). ``world``: the
+    number of optimiser shards (FSDP2 runs), ``None`` for one tensor file."""
     doc = {"format": STATE_FORMAT, "step": state.step, "config": state.config.to_dict(),
            "param_names": list(state.param_names), "adam_steps": list(state.adam_steps),
            "loss_history": [list(entry) for entry in state.loss_history]}
-    text = json.dumps(doc, indent=1) + "\n"
-    atomic_write_text(folder / STATE_JSON, text)
+    if world is not None:
+        doc["shards"] = world
+    atomic_write_text(folder / STATE_JSON, json.dumps(doc, indent=1) + "\n")
 
 
-def load_state(folder: Path) -> TrainingState:
-    """Read a state written by :func:`save_state`; a clear error names what is missing or broken."""
-    json_path, tensor_path = folder / STATE_JSON, folder / STATE_TENSORS
+def save_state(folder: Path, state: TrainingState) -> None:
+    """Write the whole state next to a LoRA (tensors first, then the JSON)."""
+    save_state_tensors(folder, state)
+    save_state_json(folder, state)
+
+
+def load_state(folder: Path, *, shard: tuple[int, int] | None = None) -> TrainingState:
+    """Read a state written by :func:`save_state` (``shard`` = (rank, world): this rank's optimiser shard of an
+    FSDP2 run); a clear error names what is missing or broken."""
+    json_path = folder / STATE_JSON
     try:
         doc: dict[str, Any] = json.loads(json_path.read_text(encoding="utf-8"))
-        moments = load_file(str(tensor_path))
-    except (OSError, json.JSONDecodeError, SafetensorError) as e:
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{folder}: the training state cannot be read ({e}); resume from another "
+                              "checkpoint folder (checkpoints/step_*) or start again with --overwrite") from e
+    saved_world = doc.get("shards")
+    world = shard[1] if shard is not None else None
+    if saved_world != world:
+        raise CheckpointError(f"{folder}: the training state was saved by {saved_world or 1} process(es) "
+                              f"{'with sharded optimiser states' if saved_world else 'with one state file'}; "
+                              f"this run has {world or 1}. Resume with the same number of processes "
+                              f"(torchrun --nproc-per-node {saved_world or 1}) and the same --full setting")
+    try:
+        moments = load_file(str(folder / shard_file(shard)))
+    except (OSError, SafetensorError) as e:
         raise CheckpointError(f"{folder}: the training state cannot be read ({e}); resume from another "
                               "checkpoint folder (checkpoints/step_*) or start again with --overwrite") from e
     if doc.get("format") != STATE_FORMAT:

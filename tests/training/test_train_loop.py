@@ -94,9 +94,9 @@ def test_light_options_stop_and_resume_exactly(songs: Path, tmp_path: Path, prec
 
 def test_a_diverging_loss_stops_and_keeps_the_last_good_lora(songs: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import acestep_core.training.loop as loop
+    import acestep_core.training.trainee as trainee
 
-    real = loop.step_loss
+    real = trainee.step_loss
     calls = {"n": 0}
 
     def poisoned(*args: object, **kwargs: object) -> object:
@@ -104,7 +104,7 @@ def test_a_diverging_loss_stops_and_keeps_the_last_good_lora(songs: Path, tmp_pa
         calls["n"] += 1
         return replace(out, total=out.total * float("nan")) if calls["n"] == 3 else out
 
-    monkeypatch.setattr(loop, "step_loss", poisoned)
+    monkeypatch.setattr(trainee, "step_loss", poisoned)
     with pytest.raises(TrainingDiverged, match=r"step 3: the loss is nan .* LoRA of step 2 is kept"):
         _run(songs, tmp_path / "nan")
     lora = read_lora(tmp_path / "nan")
