@@ -81,8 +81,9 @@ GUIDANCE = {
                 use_erg_diffusion=False),
 }
 ACCEL = {  # --accel presets -> acestep_core.runtime.accel.Acceleration
+    "default": Acceleration.fastest(),  # what the CLI and the nodes use: graphs + compile where safe
+    "batched": Acceleration(),  # batched guidance only (the default before 2026-12)
     "separate": Acceleration(batch_guidance=False),
-    "default": Acceleration(),
     "graphs": Acceleration(cuda_graphs=True),
     "compile": Acceleration(compile=True),
     "graphs+compile": Acceleration(cuda_graphs=True, compile=True),

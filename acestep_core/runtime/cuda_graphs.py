@@ -13,11 +13,13 @@ uncaptured free of a captured allocation", then "CUDA error: invalid argument" f
 :func:`capture` never lets such an exception escape: under ``cudaMallocAsync`` it keeps the exception (and with it
 everything the capture allocated) alive for the rest of the process; those allocations were never backed by
 memory, so nothing real is held. It then switches graphs off for the process with one warning, and the caller runs
-the pass eagerly.
+the pass eagerly. Warm-up and capture share one side stream per device, so the cuBLAS workspace that stream needs
+is allocated by the warm-up, outside any graph.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import warnings
 import weakref
@@ -42,20 +44,21 @@ class GraphedPass:
     """One captured ``decode`` call: static input buffers, the graph, its output buffer."""
 
     def __init__(self, fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...], pool: Any) -> None:
-        """Copies the inputs and runs ``fn`` once outside any graph (cuBLAS workspaces, lazy inits, compiles)."""
+        """Copies the inputs and runs ``fn`` once outside any graph (cuBLAS workspaces, lazy inits, compiles) on
+        the stream the capture will use, so nothing the capture keeps afterwards is allocated inside it."""
         self.fn, self.pool = fn, pool
         self.inputs = tuple(t.clone() for t in inputs)
         device = inputs[0].device
-        stream = torch.cuda.Stream(device=device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
+        self.stream = _capture_stream(device)
+        self.stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(self.stream):
             fn(*self.inputs)
-        torch.cuda.current_stream(device).wait_stream(stream)
+        torch.cuda.current_stream(device).wait_stream(self.stream)
 
     def capture(self) -> None:
         """Capture ``fn`` on the static inputs."""
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=self.pool):
+        with torch.cuda.graph(self.graph, pool=self.pool, stream=self.stream):
             self.output = self.fn(*self.inputs)
 
     def __call__(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -100,6 +103,16 @@ class GraphCache:
 _CACHES: weakref.WeakKeyDictionary[torch.nn.Module, GraphCache] = weakref.WeakKeyDictionary()
 
 
+_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+
+
+def _capture_stream(device: torch.device) -> torch.cuda.Stream:
+    """One side stream per device for every warm-up and capture (its cuBLAS workspace is made once, eagerly)."""
+    if device not in _STREAMS:
+        _STREAMS[device] = torch.cuda.Stream(device=device)
+    return _STREAMS[device]
+
+
 def weights_fingerprint(module: torch.nn.Module) -> tuple[int, ...]:
     return tuple(p.data_ptr() for p in module.parameters())
 
@@ -136,8 +149,9 @@ def capture(fn: Callable[..., torch.Tensor], inputs: tuple[torch.Tensor, ...], p
         graphed.capture()
         return graphed
     except Exception as error:  # noqa: BLE001 - whatever broke the capture, the server must survive it
-        if allocator_backend() == ASYNC_ALLOCATOR:
-            _QUARANTINE.append(error)  # its frames hold the capture's graph memory: never free it outside a graph
+        if allocator_backend() == ASYNC_ALLOCATOR:  # its frames hold the capture's graph memory: never free it,
+            _QUARANTINE.append(error)  # not even when the interpreter exits (module globals are cleared then)
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(error))
         if not _FAILURE:
             _FAILURE.append(f"{type(error).__name__}: {error}")
             logger.warning("CUDA graph capture failed (%s); denoiser passes run without CUDA graphs for the rest "
