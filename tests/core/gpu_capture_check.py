@@ -49,7 +49,7 @@ def check_choices(model: Any, allocator: str) -> None:
             denoiser = Denoiser(model, acceleration)
             for inputs in _passes(model, seed % 2):
                 error = _rel_l2(denoiser(*inputs), eager(*inputs))
-                assert error < 2e-2, (name, seed, error)
+                assert error < (5e-2 if denoiser.plan and denoiser.plan.compile else 1e-3), (name, seed, error)
             plan = denoiser.plan
             assert plan is not None and plan.graphs, (name, plan)
             assert plan.compile == (acceleration.compile and allocator != dispatch.ASYNC_ALLOCATOR), (name, plan)
