@@ -81,7 +81,8 @@ GUIDANCE = {
                 use_erg_diffusion=False),
 }
 ACCEL = {  # --accel presets -> acestep_core.runtime.accel.Acceleration
-    "default": Acceleration.fastest(),  # what the CLI and the nodes use: graphs + compile where safe
+    "default": Acceleration.fastest(compile=False),  # the CLI's default: CUDA graphs where safe
+    "fastest": Acceleration.fastest(),  # the nodes' default: graphs + compile where safe
     "batched": Acceleration(),  # batched guidance only (the default before 2026-12)
     "separate": Acceleration(batch_guidance=False),
     "graphs": Acceleration(cuda_graphs=True),

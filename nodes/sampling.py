@@ -43,6 +43,7 @@ ACCELERATION_CHOICES: dict[str, dict[str, bool]] = {
     "batched + CUDA graphs": {"cuda_graphs": True},
     "batched + CUDA graphs + torch.compile": {"cuda_graphs": True, "compile": True},
     "separate passes (original)": {"batch_guidance": False},
+    "batched + torch.compile": {"compile": True},
 }
 # labels saved by earlier versions: "batched (default)" was the default, so it still means the default
 LEGACY_ACCELERATION = {"batched (default)": DEFAULT_ACCELERATION}
@@ -52,7 +53,8 @@ ACCELERATION_TOOLTIP = (
     "without Triton it runs batched; under ComfyUI's cudaMallocAsync allocator CUDA graphs without compile; the "
     "first song of a new length compiles for a few seconds). batched: the conditional and unconditional passes "
     "of a guided step as one batch, nothing else. CUDA graphs: each pass shape is captured once and replayed "
-    "(CUDA only). torch.compile: compiles the DiT blocks (needs Triton). separate passes: one pass after the "
+    "(CUDA only; under cudaMallocAsync without compile). torch.compile: compiles the DiT blocks once per song "
+    "length (needs Triton; tens of seconds the first time in a process). separate passes: one pass after the "
     "other, as the original app (for A/B checks). A choice that cannot run falls back to batched passes.")
 
 

@@ -14,9 +14,9 @@ the stage runs (codec for source audio, text encoder + transformer for sampling,
 decode), logging each stage's peak; ``--fp8`` stores the transformer's DiT-block weights in float8 after the
 LoRAs are merged (:mod:`acestep_core.runtime.quant`). On CUDA every run logs its per-stage peak memory at INFO.
 
-Speed: by default guided steps run their conditional and unconditional passes as one batch, with CUDA graphs and
-torch.compile wherever they are safe (:mod:`acestep_core.runtime.accel`); ``--eager``, ``--cuda-graphs``,
-``--compile`` and ``--no-batch-guidance`` (separate passes, as the original) choose one path explicitly.
+Speed: by default guided steps run their conditional and unconditional passes as one batch, with CUDA graphs
+wherever they are safe (:mod:`acestep_core.runtime.accel`); ``--eager``, ``--cuda-graphs``, ``--compile`` (compile
+time is paid by every process) and ``--no-batch-guidance`` (separate passes, as the original) choose explicitly.
 
 Parameter precedence: ``GenerationParams`` defaults (= upstream ``__call__``) < ``--params`` JSON (an
 original-app ``input_params`` file, unchanged) < explicit flags. Flag names are upstream's argument names
@@ -122,9 +122,9 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
                         help="store the transformer's DiT-block weights in float8 (e4m3, per-channel scale; "
                              "math stays in --dtype): ~2.4 GB less memory, small quality cost (see "
                              "bench/fp8_quality.py); needs torch >= 2.1. LoRAs are merged before quantising")
-    speed = gen.add_argument_group("speed", "default (no flag): batched guidance, CUDA graphs and torch.compile "
-                                            "wherever they are safe (CUDA with Triton; plain batched passes on other "
-                                            "devices); the flags below choose one path explicitly")
+    speed = gen.add_argument_group("speed", "default (no flag): batched guidance with CUDA graphs wherever they "
+                                            "are safe (plain batched passes on other devices); the flags below choose "
+                                            "one path explicitly")
     speed.add_argument("--eager", action="store_true",
                        help="batched guidance only: no CUDA graphs, no torch.compile (no compile time; slower)")
     speed.add_argument("--cuda-graphs", action="store_true",

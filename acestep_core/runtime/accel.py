@@ -9,8 +9,9 @@ arithmetic beyond the rounding of bf16 kernels choosing other tile orders:
 * ``cuda_graphs`` (CUDA only): each pass shape is captured once into a CUDA graph and replayed, which removes the
   host's launch overhead (~2,800 kernels a pass); see :mod:`.cuda_graphs` (cache, safe capture failure).
 * ``compile``: ``torch.compile`` of the DiT block (one compiled graph shared by the 24 blocks). The condition
-  length is a dynamic dimension and the ERG query scale always a tensor, so a new prompt, lyric or seed never
-  recompiles: one compilation per latent length and pass batch (1 outside the guidance window, 2 inside).
+  length is a dynamic dimension (padded to a multiple of :data:`CONDITION_BUCKET`) and the ERG query scale always a
+  tensor, so a new prompt, lyric or seed never recompiles: one compilation per latent length and pass batch (1
+  outside the guidance window, 2 inside).
 
 :meth:`Acceleration.fastest` (the default of the nodes and the CLI) asks for all three and keeps what is safe
 where it runs (:func:`plan_passes`, a pure function of :class:`PassFacts`): no graphs or compile on CPU, no graphs
@@ -29,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from ..kernels import dispatch
 from . import cuda_graphs
@@ -36,11 +38,15 @@ from .cuda_graphs import release_cuda_graphs
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Acceleration", "Denoiser", "PassFacts", "PassPlan", "compiled_block_forward", "plan_passes",
-           "release_cuda_graphs"]
+__all__ = ["CONDITION_BUCKET", "Acceleration", "Denoiser", "PassFacts", "PassPlan", "compiled_block_forward",
+           "pad_conditions", "plan_passes", "release_cuda_graphs"]
 
 COMPILE_BACKEND = "inductor"
 RECOMPILE_LIMIT = 64  # compiled entries per code object while our passes run (2 per latent length)
+# Graphs and compiled passes see the condition sequence padded with masked tokens to a multiple of this: prompts
+# whose lengths fall in one bucket share their CUDA graphs, and the length always meets the attention kernels'
+# alignment rule (Inductor guards on it when it picks the kernel: a length of another residue would recompile).
+CONDITION_BUCKET = 64
 _COMPILE_FAILURE: list[str] = []
 _NOTES_LOGGED: set[str] = set()
 
@@ -56,9 +62,11 @@ class Acceleration:
     auto: bool = False
 
     @classmethod
-    def fastest(cls) -> Acceleration:
-        """The default: batched guidance, CUDA graphs and ``torch.compile`` wherever they are safe."""
-        return cls(batch_guidance=True, cuda_graphs=True, compile=True, auto=True)
+    def fastest(cls, compile: bool = True) -> Acceleration:  # noqa: A002 - the field's name
+        """Batched guidance, CUDA graphs and (``compile``) ``torch.compile`` wherever they are safe: the nodes'
+        default (a server compiles once per song length); the CLI's default leaves compile out (one song per
+        process, where compiling costs far more than it saves)."""
+        return cls(batch_guidance=True, cuda_graphs=True, compile=compile, auto=True)
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,16 @@ def compiled_block_forward(backend: str | None = None) -> Callable[..., torch.Te
     return _COMPILED_BLOCK[backend]
 
 
+def pad_conditions(states: torch.Tensor, mask: torch.Tensor, multiple: int = CONDITION_BUCKET
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``states`` [B, S, D] and ``mask`` [B, S] padded at the end to a multiple of ``multiple`` tokens with masked
+    (mask 0) zero tokens: the cross-attention gives them zero weight, so the pass computes the same velocity."""
+    pad = -states.shape[1] % multiple
+    if pad == 0:
+        return states, mask
+    return F.pad(states, (0, 0, 0, pad)), F.pad(mask, (0, pad))
+
+
 def _facts(transformer: Any, x: torch.Tensor) -> PassFacts:
     resident = isinstance(transformer, torch.nn.Module) and all(p.device == x.device for p in transformer.parameters())
     return PassFacts(cuda=x.is_cuda, weights_resident=resident,
@@ -199,7 +217,10 @@ class Denoiser:
     def __call__(self, x: torch.Tensor, states: torch.Tensor, mask: torch.Tensor, timestep: torch.Tensor,
                  query_scale: float | torch.Tensor = 1.0) -> torch.Tensor:
         timestep = timestep.expand(x.shape[0])
-        if self._plan(x).graphs:
+        plan = self._plan(x)
+        if plan.graphs or plan.compile:
+            states, mask = pad_conditions(states, mask)
+        if plan.graphs:
             out = self._graphed(x, states, mask, timestep, query_scale)
             if out is not None:
                 return out

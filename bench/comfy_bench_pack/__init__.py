@@ -50,6 +50,9 @@ class AceStepBenchSaveWAV:
 
 
 class AceStepBenchSink:
+    """Takes a loader's output; ``to_gpu``: also loads its models onto the GPU (ComfyUI's ``load_models_gpu``),
+    so the next song starts with its weights resident, like every later song."""
+
     CATEGORY = "bench"
     RETURN_TYPES = ()
     FUNCTION = "take"
@@ -57,13 +60,19 @@ class AceStepBenchSink:
 
     @classmethod
     def INPUT_TYPES(cls):  # noqa: N802 - ComfyUI API name
-        return {"required": {"value": ("*",)}}
+        return {"required": {"value": ("*",), "to_gpu": ("BOOLEAN", {"default": True})}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, input_types):  # noqa: N802 - any input type is fine
         return True
 
-    def take(self, value):
+    def take(self, value, to_gpu=True):
+        if to_gpu:
+            import comfy.model_management as mm
+
+            handles = [getattr(value, name, None) for name in ("transformer", "text_encoder", "codec")]
+            patchers = [h.patcher for h in handles if h is not None] or [value]
+            mm.load_models_gpu(patchers)
         return {}
 
 
@@ -89,10 +98,12 @@ async def memory(request):
 
 @routes.get("/acestep_bench/dynamo")
 async def dynamo(request):
-    from torch._dynamo.utils import counters
+    from torch._dynamo.utils import compile_times, counters
 
     return web.json_response({"unique_graphs": counters["stats"].get("unique_graphs", 0),
-                              "graph_breaks": sum(counters["graph_break"].values())})
+                              "graph_breaks": sum(counters["graph_break"].values()),
+                              "inductor": dict(counters["inductor"]), "aot_autograd": dict(counters["aot_autograd"]),
+                              "compile_times": compile_times(repr="str", aggregate=True)})
 
 
 NODE_CLASS_MAPPINGS = {"AceStepBenchSaveWAV": AceStepBenchSaveWAV, "AceStepBenchSink": AceStepBenchSink}

@@ -42,13 +42,17 @@ def check_choices(model: Any, allocator: str) -> None:
     from acestep_core.runtime.accel import Acceleration, Denoiser
 
     eager = Denoiser(model)
+
+    def reference(x: torch.Tensor, states: torch.Tensor, mask: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        return eager(x, *accel.pad_conditions(states, mask), *rest)  # graphs / compile see padded conditions
+
     choices = {"fastest": Acceleration.fastest(), "graphs": Acceleration(cuda_graphs=True),
                "graphs+compile": Acceleration(cuda_graphs=True, compile=True)}
     for name, acceleration in choices.items():
         for seed in range(3):  # capture on the first prompt, replay after (same shapes, new values)
             denoiser = Denoiser(model, acceleration)
             for inputs in _passes(model, seed % 2):
-                error = _rel_l2(denoiser(*inputs), eager(*inputs))
+                error = _rel_l2(denoiser(*inputs), reference(*inputs))
                 assert error < (5e-2 if denoiser.plan and denoiser.plan.compile else 1e-3), (name, seed, error)
             plan = denoiser.plan
             assert plan is not None and plan.graphs, (name, plan)
@@ -78,7 +82,7 @@ def check_failed_capture(model: Any) -> None:
         for seed in range(2):
             for inputs in _passes(model, seed):
                 error = _rel_l2(Denoiser(model, Acceleration(cuda_graphs=True))(*inputs), eager(*inputs))
-                assert error == 0.0, error
+                assert error < 2e-2, error  # the first pass ran eagerly with padded conditions
     finally:
         del model.decode
     assert "forced capture failure" in (cuda_graphs.capture_failure() or "")

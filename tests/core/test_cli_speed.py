@@ -46,7 +46,7 @@ def test_help_lists_the_speed_flags(capsys) -> None:
 
 def test_plan_defaults_to_the_fastest_safe_path(tmp_path) -> None:
     require_parity()
-    assert _plan(tmp_path).acceleration == Acceleration.fastest()
+    assert _plan(tmp_path).acceleration == Acceleration.fastest(compile=False)  # one song per process
     assert _plan(tmp_path, "--eager").acceleration == Acceleration(batch_guidance=True, cuda_graphs=False,
                                                                    compile=False)
     assert _plan(tmp_path, "--no-batch-guidance").acceleration == Acceleration(batch_guidance=False)

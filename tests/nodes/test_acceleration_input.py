@@ -28,14 +28,14 @@ def test_acceleration_is_an_optional_combo(node: Any) -> None:
     assert "acceleration" not in types["required"]  # old workflows (no value) keep validating
     choices, options = types["optional"]["acceleration"]
     assert choices == ["fastest (default)", "batched", "batched + CUDA graphs",
-                       "batched + CUDA graphs + torch.compile", "separate passes (original)"]
+                       "batched + CUDA graphs + torch.compile", "separate passes (original)", "batched + torch.compile"]
     assert options["default"] == DEFAULT_ACCELERATION == choices[0] and "lowvram" in options["tooltip"]
 
 
 def test_choices_map_to_acceleration() -> None:
     assert [acceleration_from_choice(c) for c in ACCELERATION_CHOICES] == [
         Acceleration.fastest(), Acceleration(), Acceleration(cuda_graphs=True),
-        Acceleration(cuda_graphs=True, compile=True), Acceleration(batch_guidance=False)]
+        Acceleration(cuda_graphs=True, compile=True), Acceleration(batch_guidance=False), Acceleration(compile=True)]
     assert acceleration_from_choice(None) == acceleration_from_choice("") == Acceleration.fastest()
     with pytest.raises(ValueError, match="acceleration: unknown choice 'turbo'"):
         acceleration_from_choice("turbo")
