@@ -34,7 +34,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 __all__ = ["ASYNC_ALLOCATOR", "CONV1D_NLC", "GLU_DEPTHWISE", "NO_TRITON_ENV", "Decision", "KernelSpec",
-           "allocator_backend", "decide", "decision", "failures", "run_fused", "traced_decision",
+           "allocator_backend", "decide", "decision", "failures", "is_compiling", "run_fused", "traced_decision",
            "triton_available", "triton_capturable", "use_triton"]
 
 NO_TRITON_ENV = "ACESTEP_NO_TRITON"
@@ -70,6 +70,18 @@ _SPECS = {spec.name: spec for spec in (GLU_DEPTHWISE, CONV1D_NLC)}
 
 _FAILED: dict[str, str] = {}  # kernel name -> the error that switched it off for this process
 _LOGGED: set[tuple[str, bool, str]] = set()
+
+
+def _trace_constant(fn: Callable[..., T]) -> Callable[..., T]:
+    """``torch.compiler.assume_constant_result`` where this torch has it (2.1+); a no-op otherwise."""
+    mark = getattr(getattr(torch, "compiler", None), "assume_constant_result", None)
+    return mark(fn) if mark is not None else fn
+
+
+def is_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing the caller (``False`` on a torch without ``torch.compiler``)."""
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(check()) if check is not None else False
 
 
 @functools.cache
@@ -158,7 +170,7 @@ def use_triton(spec: KernelSpec, x: torch.Tensor) -> bool:
     return decision(spec, x).fused
 
 
-@torch.compiler.assume_constant_result
+@_trace_constant
 def _traced(name: str, device_type: str, device_index: int, dtype: torch.dtype) -> bool:
     spec = _SPECS[name]
     return _facts_decision(spec, device_type == "cuda", None if device_index < 0 else device_index, dtype,

@@ -34,7 +34,7 @@ def silu_depthwise_glu_reference(u: torch.Tensor, weight: torch.Tensor, bias: to
     conv = F.conv1d(F.silu(u).transpose(1, 2), weight, bias, padding=weight.shape[-1] // 2, groups=channels)
     value, gate = conv.chunk(2, dim=1)  # [B, H, T] each
     # training (autograd needs no out=) and torch.compile (Inductor mis-lowers the out= form): same values
-    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad)):
+    if dispatch.is_compiling() or (torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad)):
         return (value.transpose(1, 2) * F.silu(gate).transpose(1, 2)).contiguous()
     out = torch.empty(u.shape[0], u.shape[1], channels // 2, dtype=u.dtype, device=u.device)
     return torch.mul(value.transpose(1, 2), F.silu(gate).transpose(1, 2), out=out)
@@ -51,7 +51,7 @@ def silu_depthwise_glu(u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     needs_grad = torch.is_grad_enabled() and (u.requires_grad or weight.requires_grad)  # the kernel has no backward
     if weight.shape[-1] != 3 or needs_grad:
         return silu_depthwise_glu_reference(u, weight, bias)
-    if torch.compiler.is_compiling():
+    if dispatch.is_compiling():
         if not (dispatch.traced_decision(GLU_DEPTHWISE, u) and _op_registered()):
             return silu_depthwise_glu_reference(u, weight, bias)
         full = bias if bias is not None else weight.new_zeros(weight.shape[0])
@@ -66,7 +66,7 @@ def silu_depthwise_glu(u: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
                               lambda: silu_depthwise_glu_reference(u, weight, bias))
 
 
-@torch.compiler.assume_constant_result
+@dispatch._trace_constant
 def _op_registered() -> bool:
     """Registers the op before a trace uses it (called at trace time, outside the graph)."""
     _triton_op()

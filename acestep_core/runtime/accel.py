@@ -161,6 +161,14 @@ def _facts(transformer: Any, x: torch.Tensor) -> PassFacts:
                      capture_failed=cuda_graphs.capture_failure() is not None, compile_failed=bool(_COMPILE_FAILURE))
 
 
+def _recompile_budget() -> Any:
+    """Dynamo's per-function recompile limit raised to :data:`RECOMPILE_LIMIT` while a compiled pass runs (the
+    option is ``recompile_limit`` in torch 2.6+, ``cache_size_limit`` before)."""
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    return config.patch(**{name: max(RECOMPILE_LIMIT, getattr(config, name))})
+
+
 def _note_compile_failure(error: Exception) -> None:
     if not _COMPILE_FAILURE:
         _COMPILE_FAILURE.append(f"{type(error).__name__}: {error}")
@@ -200,8 +208,7 @@ class Denoiser:
         plan = self.plan
         if plan is not None and plan.compile:
             try:
-                with torch._dynamo.config.patch(recompile_limit=max(RECOMPILE_LIMIT,
-                                                                    torch._dynamo.config.recompile_limit)):
+                with _recompile_budget():
                     return self.transformer.decode(x, None, states, mask, timestep, output_length=x.shape[-1],
                                                    query_scale=query_scale, block_forward=compiled_block_forward())
             except torch.OutOfMemoryError:
