@@ -77,6 +77,15 @@ def _timestep_batch(timestep: torch.Tensor | float, batch: int, device: torch.de
     return timestep.to(device=device, dtype=torch.float32).reshape(-1).expand(batch)
 
 
+def _scale_tensors(query_scale: float | torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ERG blocks' factors, ones)`` as [B] fp32 tensors on ``x``'s device, for compiled blocks."""
+    batch = x.shape[0]
+    ones = torch.ones(batch, dtype=torch.float32, device=x.device)
+    if isinstance(query_scale, torch.Tensor):
+        return query_scale.to(device=x.device, dtype=torch.float32), ones
+    return torch.full((batch,), float(query_scale), dtype=torch.float32, device=x.device), ones
+
+
 class AceStepTransformer(nn.Module):
     """ACE-Step v1 linear DiT (Gong et al. 2025, "ACE-Step: A Step Towards Music Generation Foundation Model",
     arXiv:2506.00045), a Sana-style linear-attention transformer over latent frames, cross-attending to
@@ -210,7 +219,9 @@ class AceStepTransformer(nn.Module):
                 ``ERG_DIFFUSION_BLOCKS`` (``ERG_TEMPERATURE`` reproduces upstream's ERG-diffusion hooks); a number,
                 or a [B] tensor with one factor per item (batched cond / uncond guidance passes).
             block_forward: runs one block instead of ``block(...)``, called as ``block_forward(block, ...)``
-                (``torch.compile`` of ``LinearTransformerBlock.forward``, see :mod:`acestep_core.runtime.accel`).
+                (``torch.compile`` of ``LinearTransformerBlock.forward``, see :mod:`acestep_core.runtime.accel`); it
+                gets every block's query scale as a [B] fp32 tensor (ones outside ``ERG_DIFFUSION_BLOCKS``), the
+                same products as the number form, so a compiled block holds no guard on a Python float.
 
         Returns:
             [B, 8, 16, output_length or T] velocity, in the activation dtype.
@@ -229,8 +240,9 @@ class AceStepTransformer(nn.Module):
         cross_bias = cross_attention_bias(mask, encoder_hidden_mask, self.cfg.num_attention_heads, x.shape[1],
                                           x.dtype)
         run = block_forward or LinearTransformerBlock.__call__
+        erg_scale, plain_scale = (query_scale, 1.0) if block_forward is None else _scale_tensors(query_scale, x)
         for index, block in enumerate(self.transformer_blocks):
-            scale = query_scale if index in ERG_DIFFUSION_BLOCKS else 1.0
+            scale = erg_scale if index in ERG_DIFFUSION_BLOCKS else plain_scale
             x = run(block, x, temb, encoder_hidden_states, mask, cross_bias, rope, context_rope, query_scale=scale)
         return self.final_layer(x, embedded_timestep, frames if output_length is None else output_length)
 

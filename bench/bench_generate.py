@@ -81,8 +81,10 @@ GUIDANCE = {
                 use_erg_diffusion=False),
 }
 ACCEL = {  # --accel presets -> acestep_core.runtime.accel.Acceleration
+    "default": Acceleration.fastest(compile=False),  # the CLI's default: CUDA graphs where safe
+    "fastest": Acceleration.fastest(),  # the nodes' default: graphs + compile where safe
+    "batched": Acceleration(),  # batched guidance only (the default before 2026-12)
     "separate": Acceleration(batch_guidance=False),
-    "default": Acceleration(),
     "graphs": Acceleration(cuda_graphs=True),
     "compile": Acceleration(compile=True),
     "graphs+compile": Acceleration(cuda_graphs=True, compile=True),

@@ -162,15 +162,28 @@ class ModelHandle:
         return self.patcher.load_device
 
 
-def wrap_module(module: torch.nn.Module, *, force_full_load: bool = False) -> ModelHandle:
-    """Wrap a core module: a ``ModelPatcher`` in ComfyUI, a :class:`Holder` standalone."""
+def wrap_module(module: torch.nn.Module, *, force_full_load: bool = False,
+                on_unload: Callable[[], None] | None = None) -> ModelHandle:
+    """Wrap a core module: a ``ModelPatcher`` in ComfyUI, a :class:`Holder` standalone.
+
+    ``on_unload`` runs whenever ComfyUI unloads the model from its device (``ModelPatcher`` detach callback,
+    inherited by clones); standalone the caller handles it (models leave the device after every use)."""
     if comfy_available():
         import comfy.model_patcher
+        from comfy.patcher_extension import CallbacksMP
 
         patcher = comfy.model_patcher.ModelPatcher(module, load_device=load_device(),
                                                    offload_device=offload_device())
+        if on_unload is not None:
+            patcher.add_callback(CallbacksMP.ON_DETACH, lambda _patcher, _unpatch_all: on_unload())
         return ModelHandle(patcher, force_full_load)
     return ModelHandle(Holder(module, load_device(), offload_device()), force_full_load)
+
+
+def keeps_models_loaded() -> bool:
+    """Whether models stay on their device between runs (ComfyUI's model management) rather than moving back to
+    the offload device after each use (standalone)."""
+    return comfy_available()
 
 
 def add_loras(handle: ModelHandle, specs: tuple[Any, ...]) -> ModelHandle:

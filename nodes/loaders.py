@@ -12,6 +12,7 @@ Choices listed (stable names, workflows store them):
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,12 +151,14 @@ def resolve_checkpoint(name: str) -> Path:
 def load_model(path: Path, dtype_choice: str, lyric_vocab: str = "") -> AceStepModel:
     """Load all components on the offload device with the host's ops and wrap each for memory management."""
     from acestep_core.loading.loader import load_checkpoint
+    from acestep_core.runtime.accel import release_cuda_graphs
 
     dtype = adapter.resolve_dtype(dtype_choice)
     loaded = load_checkpoint(path, device=adapter.offload_device(), dtype=dtype, ops=adapter.model_ops())
     return AceStepModel(
-        source=path, dtype=dtype,
-        transformer=adapter.wrap_module(loaded.transformer),
+        source=path, dtype=dtype,  # CUDA graphs cached across prompts go when ComfyUI unloads the transformer
+        transformer=adapter.wrap_module(loaded.transformer,
+                                        on_unload=functools.partial(release_cuda_graphs, loaded.transformer)),
         text_encoder=adapter.wrap_module(loaded.text_encoder),
         codec=adapter.wrap_module(loaded.codec, force_full_load=True),
         tokenizer=loaded.tokenizer, lyric_vocab=lyric_vocab.strip())

@@ -36,19 +36,26 @@ from .types import CATEGORY, CONDITIONING, GUIDANCE, LATENT, LATENT_TYPE, MAX_SE
 
 SEED_MAX = 2**32 - 1
 # the optional ``acceleration`` input: label -> acestep_core.runtime.accel.Acceleration arguments
+DEFAULT_ACCELERATION = "fastest (default)"
 ACCELERATION_CHOICES: dict[str, dict[str, bool]] = {
-    "batched (default)": {},
+    DEFAULT_ACCELERATION: {"cuda_graphs": True, "compile": True, "auto": True},
+    "batched": {},
     "batched + CUDA graphs": {"cuda_graphs": True},
     "batched + CUDA graphs + torch.compile": {"cuda_graphs": True, "compile": True},
     "separate passes (original)": {"batch_guidance": False},
+    "batched + torch.compile": {"compile": True},
 }
-DEFAULT_ACCELERATION = "batched (default)"
+# labels saved by earlier versions: "batched (default)" was the default, so it still means the default
+LEGACY_ACCELERATION = {"batched (default)": DEFAULT_ACCELERATION}
 ACCELERATION_TOOLTIP = (
-    "How the transformer passes run. batched: the conditional and unconditional passes of a guided step as one "
-    "batch (default). CUDA graphs: each pass shape is captured once and replayed (less CPU overhead per step; "
-    "CUDA only, and only while every weight is on the GPU: with ComfyUI's partial lowvram loading it falls back "
-    "to the default). torch.compile: compiles the DiT blocks (tens of seconds the first time per song length; "
-    "needs Triton). separate passes: one pass after the other, as the original app (for A/B checks).")
+    "How the transformer passes run. fastest (default): batched guidance, CUDA graphs and torch.compile wherever "
+    "they are safe (on CUDA with every weight on the GPU; with ComfyUI's partial lowvram loading, on the CPU or "
+    "without Triton it runs batched; under ComfyUI's cudaMallocAsync allocator CUDA graphs without compile; the "
+    "first song of a new length compiles for a few seconds). batched: the conditional and unconditional passes "
+    "of a guided step as one batch, nothing else. CUDA graphs: each pass shape is captured once and replayed "
+    "(CUDA only; under cudaMallocAsync without compile). torch.compile: compiles the DiT blocks once per song "
+    "length (needs Triton; tens of seconds the first time in a process). separate passes: one pass after the "
+    "other, as the original app (for A/B checks). A choice that cannot run falls back to batched passes.")
 
 
 def parse_seed_list(text: str, batch: int, name: str) -> list[int] | None:
@@ -127,13 +134,23 @@ def sampling_memory_required(model: Any, params: Any, src: torch.Tensor | None, 
 
 
 def acceleration_from_choice(choice: str | None) -> Any:
-    """The ``acceleration`` input's label -> :class:`~acestep_core.runtime.accel.Acceleration` (None/"" = default)."""
+    """The ``acceleration`` input's label -> :class:`~acestep_core.runtime.accel.Acceleration` (None/"" = default;
+    labels of earlier versions are accepted, see ``LEGACY_ACCELERATION``)."""
     from acestep_core.runtime.accel import Acceleration
 
-    choice = choice or DEFAULT_ACCELERATION
+    choice = LEGACY_ACCELERATION.get(choice or DEFAULT_ACCELERATION, choice or DEFAULT_ACCELERATION)
     if choice not in ACCELERATION_CHOICES:
         raise ValueError(f"acceleration: unknown choice {choice!r}; choose one of {list(ACCELERATION_CHOICES)}")
     return Acceleration(**ACCELERATION_CHOICES[choice])
+
+
+def validate_acceleration(acceleration: str | None = None) -> bool | str:
+    """``VALIDATE_INPUTS`` of the nodes with the input: ComfyUI then accepts the legacy labels too."""
+    try:
+        acceleration_from_choice(acceleration)
+    except ValueError as e:
+        return str(e)
+    return True
 
 
 def _acceleration_input() -> dict[str, Any]:
@@ -146,8 +163,9 @@ def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[
                    acceleration: str | None = None) -> dict[str, Any]:
     """Validate, load the models, generate with progress + interrupt, and wrap the result as a LATENT.
 
-    CUDA graphs captured for the run are released before the models are handed back to ComfyUI, so their
-    memory pool does not stay allocated while other nodes (e.g. the decode) run."""
+    CUDA graphs captured for the run stay cached for the next prompts while ComfyUI keeps the transformer loaded
+    (the loader releases them when ComfyUI unloads it, see ``adapter.wrap_module``); standalone, where the models
+    leave the GPU after each run, they are released at the end of the run."""
     from acestep_core.runtime.accel import release_cuda_graphs
     from acestep_core.sampling.pipeline import GenerationInterrupted, GenerationParams, generate
 
@@ -170,8 +188,9 @@ def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[
         except GenerationInterrupted as e:
             adapter.raise_interrupted(e)
             raise
-        finally:  # the graphs' memory pool goes before the models are handed back
-            release_cuda_graphs(model.transformer.module)
+        finally:
+            if not adapter.keeps_models_loaded():  # standalone: the weights move away, the graphs' memory goes
+                release_cuda_graphs(model.transformer.module)
     samples = result.latents.to(adapter.intermediate_device(), torch.float32)
     return {"samples": samples, "type": LATENT_TYPE, PARAMS_KEY: result.params}
 
@@ -197,6 +216,7 @@ class AceStepV1Sampler:
     OUTPUT_TOOLTIPS = ("Generated audio LATENT (with the generation record for the save node).",)
     FUNCTION = "sample"
     DESCRIPTION = __doc__
+    VALIDATE_INPUTS = staticmethod(validate_acceleration)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI API name
@@ -254,6 +274,7 @@ class AceStepV1FlowEdit:
     OUTPUT_TOOLTIPS = ("The edited song's LATENT.",)
     FUNCTION = "edit"
     DESCRIPTION = __doc__
+    VALIDATE_INPUTS = staticmethod(validate_acceleration)
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI API name

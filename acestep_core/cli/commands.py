@@ -14,9 +14,9 @@ the stage runs (codec for source audio, text encoder + transformer for sampling,
 decode), logging each stage's peak; ``--fp8`` stores the transformer's DiT-block weights in float8 after the
 LoRAs are merged (:mod:`acestep_core.runtime.quant`). On CUDA every run logs its per-stage peak memory at INFO.
 
-Speed: guided steps run their conditional and unconditional passes as one batch (``--no-batch-guidance``
-runs them separately, as the original); ``--cuda-graphs`` and ``--compile`` are opt-in
-(:mod:`acestep_core.runtime.accel`).
+Speed: by default guided steps run their conditional and unconditional passes as one batch, with CUDA graphs
+wherever they are safe (:mod:`acestep_core.runtime.accel`); ``--eager``, ``--cuda-graphs``, ``--compile`` (compile
+time is paid by every process) and ``--no-batch-guidance`` (separate passes, as the original) choose explicitly.
 
 Parameter precedence: ``GenerationParams`` defaults (= upstream ``__call__``) < ``--params`` JSON (an
 original-app ``input_params`` file, unchanged) < explicit flags. Flag names are upstream's argument names
@@ -122,14 +122,18 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
                         help="store the transformer's DiT-block weights in float8 (e4m3, per-channel scale; "
                              "math stays in --dtype): ~2.4 GB less memory, small quality cost (see "
                              "bench/fp8_quality.py); needs torch >= 2.1. LoRAs are merged before quantising")
-    speed = gen.add_argument_group("speed")
+    speed = gen.add_argument_group("speed", "default (no flag): batched guidance with CUDA graphs wherever they "
+                                            "are safe (plain batched passes on other devices); the flags below choose "
+                                            "one path explicitly")
+    speed.add_argument("--eager", action="store_true",
+                       help="batched guidance only: no CUDA graphs, no torch.compile (no compile time; slower)")
     speed.add_argument("--cuda-graphs", action="store_true",
-                       help="capture each denoiser pass shape once in a CUDA graph and replay it (less host "
+                       help="only CUDA graphs: capture each denoiser pass shape once and replay it (less host "
                             "overhead per step; the graphs' memory is freed before the decode). CUDA only: no "
                             "effect on other devices")
     speed.add_argument("--compile", action="store_true",
-                       help="torch.compile the DiT blocks: the first run of a shape compiles for tens of seconds; "
-                            "needs Triton on CUDA")
+                       help="torch.compile the DiT blocks (with --cuda-graphs: both): the first run of a song "
+                            "length compiles for tens of seconds; needs Triton on CUDA")
     speed.add_argument("--no-batch-guidance", dest="batch_guidance", action="store_false",
                        help="run the conditional and unconditional passes of a guided step one after the other, "
                             "as the original does, instead of as one batch (for A/B checks; slower)")

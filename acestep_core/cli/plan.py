@@ -359,9 +359,14 @@ def _plan(args: argparse.Namespace) -> RunPlan:
 
 
 def _acceleration(args: argparse.Namespace, device: torch.device) -> Acceleration:
-    """``--cuda-graphs`` (CUDA only; logged as a no-op elsewhere), ``--compile`` (needs Triton on CUDA) and
-    ``--no-batch-guidance``."""
+    """No speed flag: ``Acceleration.fastest(compile=False)``, CUDA graphs where they are safe (planned when the
+    passes run; a CLI run is one process and one song, where compiling would cost tens of seconds to save tenths).
+    Explicit choices: ``--eager`` (batched guidance only), ``--cuda-graphs`` (CUDA only; logged as a no-op
+    elsewhere), ``--compile`` (needs Triton on CUDA; with ``--cuda-graphs``: both), ``--no-batch-guidance``."""
     cuda_graphs, compile_ = bool(getattr(args, "cuda_graphs", False)), bool(getattr(args, "compile", False))
+    batch_guidance, eager = bool(getattr(args, "batch_guidance", True)), bool(getattr(args, "eager", False))
+    if not (cuda_graphs or compile_ or eager or not batch_guidance):
+        return Acceleration.fastest(compile=False)
     if cuda_graphs and device.type != "cuda":
         logger.info("--cuda-graphs has no effect on --device %s (CUDA graphs need a CUDA device)", device)
         cuda_graphs = False
@@ -372,8 +377,7 @@ def _acceleration(args: argparse.Namespace, device: torch.device) -> Acceleratio
         if device.type == "cuda" and importlib.util.find_spec("triton") is None:
             raise UsageError("--compile on CUDA needs Triton, which is not installed (pip install triton, or the "
                              "triton-windows package on Windows); leave out --compile")
-    return Acceleration(batch_guidance=bool(getattr(args, "batch_guidance", True)), cuda_graphs=cuda_graphs,
-                        compile=compile_)
+    return Acceleration(batch_guidance=batch_guidance, cuda_graphs=cuda_graphs, compile=compile_)
 
 
 def _memory_options(args: argparse.Namespace, device: torch.device) -> tuple[bool, bool]:

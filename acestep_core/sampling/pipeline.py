@@ -188,8 +188,9 @@ def generate(model: Any, params: GenerationParams, *, encode_prompt: TokenizeFn,
         trace: debugging hook ``trace(step, name, tensor)`` (noise draws and scheduler step tensors).
         upstream_bugs: reproduce the upstream bugs this module fixes where a golden pins them (currently the
             FlowEdit + PingPong edit phase that never updates, DIVERGENCES item 6).
-        acceleration: how the transformer passes run (batched guidance by default; CUDA graphs and
-            ``torch.compile`` opt-in), see :class:`acestep_core.runtime.accel.Acceleration`.
+        acceleration: how the transformer passes run, see :class:`acestep_core.runtime.accel.Acceleration`
+            (``None``: plain batched passes; the nodes and the CLI pass their defaults, CUDA graphs and
+            ``torch.compile`` where safe).
     """
     params.validate()
     task = "audio2audio" if params.audio2audio_enable and ref_latents is not None else params.task

@@ -92,7 +92,8 @@ class ComfyServer:
     """One ComfyUI process on ``127.0.0.1:<port>``; use as a context manager so it is always stopped."""
 
     def __init__(self, comfyui_root: Path, python: Path, base_dir: Path, port: int | None = None,
-                 extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+                 extra_args: list[str] | None = None, env: dict[str, str] | None = None, cpu: bool = True) -> None:
+        self.cpu = cpu  # False: ComfyUI picks its GPU (benchmarks)
         self.comfyui_root = Path(comfyui_root)
         self.python = Path(python)
         self.base_dir = Path(base_dir)
@@ -110,8 +111,10 @@ class ComfyServer:
         return f"http://{HOST}:{self.port}"
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> ComfyServer:
-        """Launch ``main.py`` headless on CPU and wait (bounded) until ``/system_stats`` answers."""
-        cmd = [str(self.python), "main.py", "--cpu", "--listen", HOST, "--port", str(self.port),
+        """Launch ``main.py`` headless (on CPU unless ``cpu=False``) and wait (bounded) until ``/system_stats``
+        answers."""
+        device = ["--cpu"] if self.cpu else []
+        cmd = [str(self.python), "main.py", *device, "--listen", HOST, "--port", str(self.port),
                "--disable-auto-launch", "--base-directory", str(self.base_dir),
                "--database-url", f"sqlite:///{self.base_dir / 'comfyui.db'}", "--disable-api-nodes",
                *self.extra_args]

@@ -16,12 +16,17 @@ from acestep_core.transformer import ERG_TEMPERATURE, AceStepTransformer
 from tests.parity import TINY_CHECKPOINT, require_parity
 
 
-@pytest.fixture(scope="module")
-def model() -> AceStepTransformer:
+def tiny_transformer() -> AceStepTransformer:
+    """The tiny parity checkpoint's transformer (fp32, CPU); skips without the parity data."""
     require_parity()
     cfg = TransformerConfig.from_json(TINY_CHECKPOINT / "ace_step_transformer/config.json")
     state = load_file(str(TINY_CHECKPOINT / "ace_step_transformer/diffusion_pytorch_model.safetensors"))
     return load_strict(AceStepTransformer(cfg), state, source="tiny", component="transformer").requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def model() -> AceStepTransformer:
+    return tiny_transformer()
 
 
 def _conditions(model: AceStepTransformer, batch: int, tokens: int, seed: int) -> ConditionSet:

@@ -1,4 +1,5 @@
-"""``--cuda-graphs``, ``--compile`` and ``--no-batch-guidance`` of ``python -m acestep_core generate`` (CPU).
+"""The default speed plan and ``--eager``, ``--cuda-graphs``, ``--compile``, ``--no-batch-guidance`` of ``python -m
+acestep_core generate`` (CPU).
 
 Planning is checked directly; that the plan's :class:`~acestep_core.runtime.accel.Acceleration` reaches
 :func:`~acestep_core.sampling.pipeline.generate` (and that the CUDA graphs are released before the decode) is checked by
@@ -38,14 +39,16 @@ def test_help_lists_the_speed_flags(capsys) -> None:
         cli.main(["generate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "speed:" in text
-    for flag in ("--cuda-graphs", "--compile", "--no-batch-guidance"):
+    for flag in ("--eager", "--cuda-graphs", "--compile", "--no-batch-guidance"):
         assert flag in text
     assert "Triton" in text and "CUDA only" in text
 
 
-def test_plan_defaults_to_batched_guidance(tmp_path) -> None:
+def test_plan_defaults_to_the_fastest_safe_path(tmp_path) -> None:
     require_parity()
-    assert _plan(tmp_path).acceleration == Acceleration(batch_guidance=True, cuda_graphs=False, compile=False)
+    assert _plan(tmp_path).acceleration == Acceleration.fastest(compile=False)  # one song per process
+    assert _plan(tmp_path, "--eager").acceleration == Acceleration(batch_guidance=True, cuda_graphs=False,
+                                                                   compile=False)
     assert _plan(tmp_path, "--no-batch-guidance").acceleration == Acceleration(batch_guidance=False)
     assert _plan(tmp_path, "--compile").acceleration == Acceleration(compile=True)  # CPU: inductor's C++ backend
 

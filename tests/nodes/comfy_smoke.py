@@ -62,6 +62,7 @@ def main(comfyui_dir: str, pack_dir: str, checkpoint: str, vocab: str, out_dir: 
     saved = audio.AceStepV1SaveAudio().save(wave, "audio/smoke", "flac", prompt={}, extra_pnginfo={"workflow": {}})
     assert os.path.isfile(os.path.join(out_dir, "audio", saved["ui"]["audio"][0]["filename"]))
     _check_lora(pkg, model, c, empty, args, models, checkpoint)
+    _check_unload_releases_graphs(model)
     mm.interrupt_current_processing(True)
     try:
         sampling.AceStepV1Sampler().sample(model, c, empty, **args)
@@ -97,6 +98,19 @@ def _check_lora(pkg: str, model, c, empty, args, models: str, checkpoint: str) -
     again = sampling.AceStepV1Sampler().sample(model, c, empty, **args)[0]["samples"]
     assert torch.equal(again, plain), float((again - plain).abs().max())
     print("LORA OK")
+
+
+def _check_unload_releases_graphs(model) -> None:
+    """CUDA graphs stay cached across prompts while ComfyUI keeps the transformer; its unload (ModelPatcher detach,
+    also of a clone) releases them."""
+    from acestep_core.runtime import cuda_graphs
+
+    module = model.transformer.module
+    for patcher in (model.transformer.patcher, model.transformer.patcher.clone()):
+        cuda_graphs._CACHES[module] = cuda_graphs.GraphCache(cuda_graphs.weights_fingerprint(module), None)
+        patcher.detach()
+        assert module not in cuda_graphs._CACHES
+    print("UNLOAD OK")
 
 
 if __name__ == "__main__":
