@@ -78,3 +78,26 @@ def test_original_trainer_tiny_cpu(tmp_path: Path) -> None:
         assert isinstance(row[name], float) and math.isfinite(row[name]) and row[name] > 0, name
     assert payload["environment"]["float32_matmul_precision"] == "high"  # set by importing the original trainer
     assert "| original-r64 | 64 | 1 |" in proc.stdout
+
+
+def test_train_targets_report() -> None:
+    from bench import train_targets
+
+    def row(case: str, group: str, r: int, batch: int, clips: float, peak: float | None, status: str = "ok"
+            ) -> dict[str, object]:
+        return {"case": case, "group": group, "r": r, "batch": batch, "clips_per_hour": clips, "ckpt": "auto->off",
+                "train_peak_gib": peak, "status": status}
+
+    ours = {"environment": {"gpu": "H200", "seconds": 240.0, "not_built": {"codec_fp32_gib": 1.0}},
+            "results": [row("fast-r64", "fast", 64, 1, 9000.0, 20.0), row("fast-r64", "fast", 64, 2, 13000.0, 30.0),
+                        row("fast-r64", "fast", 64, 4, 0.0, None, status="oom: CUDA"),
+                        row("light-bf16-r64", "light", 64, 1, 8000.0, 10.0),
+                        row("light-fp8-r64", "light", 64, 1, 7000.0, 7.5)]}
+    original = {"results": [row("original-r64", "original", 64, 1, 4000.0, 25.0),
+                            row("original-r256", "original", 256, 1, 3500.0, 27.0)]}
+    lines = train_targets.report(ours, original).splitlines()
+    assert lines[2] == "| fast r 64 >= 3x original | 13000 clips/h (batch 2, ckpt auto->off) vs 4000: 3.25x | yes |"
+    assert lines[3] == "| fast r 256 >= 3x original | no fast result | n/a |"
+    assert lines[4].startswith("| light-bf16-r64 peak <= 12 GB | 10.74 GB (10.00 GiB); + not built 11.81 GB | yes")
+    assert lines[5].endswith("| no |")  # 7.5 GiB = 8.05 GB
+    assert lines[6] == "| light-fp8-adamw8bit-r64 peak <= 8 GB | not measured | n/a |"
