@@ -14,10 +14,14 @@ cd "$(git rev-parse --show-toplevel)"
 grep -qx '/.trainbench/' .git/info/exclude || echo '/.trainbench/' >> .git/info/exclude
 rm -rf .trainbench/orig
 mkdir -p .trainbench/orig .trainbench/whl
+# (a mirror missing an unrelated blob, e.g. an asset gif, makes git print "invalid object": the paths named
+# here are still complete, checked below)
 git --git-dir "$mirror" archive HEAD trainer.py acestep config | tar -x -C .trainbench/orig
+test -f .trainbench/orig/trainer.py && test -f .trainbench/orig/acestep/pipeline_ace_step.py
 git --git-dir "$mirror" rev-parse HEAD > .trainbench/orig/REVISION
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .trainbench/whl diffusers==0.42.1 loguru==0.7.3 importlib_metadata==8.5.0 zipp==3.21.0 peft==0.21.2
 git rev-parse HEAD > .trainbench/COMMIT
-du -sh .trainbench .trainbench/*
+du -sh .trainbench/*
+du -sh .trainbench

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call (one H200, <= 570 s): our training step (bench_train), the original trainer's step
-# (bench_train_original) and the REPA teachers (bench_teachers), all at 240 s, JSON + logs into $OUT.
+# (bench_train_original) and the REPA teachers (bench_teachers), all at 240 s, JSON + logs into $OUT (7 files),
+# then the targets table (bench.train_targets) on stdout.
 # Needs the ignored folder .trainbench/ (bash bench/stage_trainbench.sh MIRROR) carried: run(carry=[".trainbench"],
 # command="bash bench/results/2026-12-04-h200-train/call.sh"). Each benchmark has a --time-budget (it skips the
 # cases that would end later) and a hard timeout above it: 10 + 5 + 335 + 150 + 60 s at most.
@@ -32,3 +33,4 @@ PYTHONPATH=/tmp/site timeout 150 python3 bench/bench_train_original.py --ace-ste
 timeout 60 python3 -m bench.bench_teachers --device cuda --seconds 240 --precisions fp32,bf16 --max-chunks all,8 \
     --repeats 3 --json "$OUT/teachers.json" 2>&1 | tee "$OUT/teachers.log"
 ls -la "$OUT"
+python3 -m bench.train_targets "$OUT/train.json" "$OUT/train_original.json"  # the targets, on stdout
