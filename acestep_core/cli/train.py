@@ -116,10 +116,14 @@ def plan_training(args: argparse.Namespace) -> TrainPlan:
                              checkpointing=args.checkpointing, repa=args.repa, ssl_coeff=args.ssl_coeff,
                              shift=args.shift, mask_padding=args.mask_padding, save_every=args.save_every,
                              keep_checkpoints=args.keep, preview_every=args.preview_every,
-                             preview_seconds=args.preview_seconds, preview_steps=args.preview_steps)
+                             preview_seconds=args.preview_seconds, preview_steps=args.preview_steps,
+                             full=args.full)
     except (ValueError, LoraError) as e:
         raise UsageError(str(e)) from e
     init_lora = Path(args.init_lora).expanduser() if args.init_lora else None
+    if args.full and init_lora is not None:
+        raise UsageError("--init-lora starts a LoRA run; --full trains the base weights (merge the LoRA into a "
+                         "checkpoint first, or drop one of the two flags)")
     if init_lora is not None and not init_lora.exists():
         raise UsageError(f"--init-lora {init_lora}: not found")
     folder = RunFolder(output)
@@ -176,7 +180,8 @@ def run_training(plan: TrainPlan, *, quiet: bool = False) -> Path:
         (plan.output / REPORT_TXT).write_text(report + "\n", encoding="utf-8")
     repa = _repa_enabled(plan)
     config = plan.config if repa or plan.config.repa == "off" else replace(plan.config, repa="off")
-    models = load_training_models(checkpoint, lyric_tokenizer, device=device, precision=config.precision, repa=repa)
+    models = load_training_models(checkpoint, lyric_tokenizer, device=device, precision=config.precision, repa=repa,
+                                  full=config.full)
     teachers = _load_teachers(plan, models, device) if repa else None
     run = build_training_run(models, dataset, config, RunFolder(plan.output), device=device, dist=dist,
                              teachers=teachers, init_lora=plan.init_lora, cache_dir=plan.cache_dir)
@@ -187,10 +192,15 @@ def run_training(plan: TrainPlan, *, quiet: bool = False) -> Path:
         result = run.train(callbacks, resume=plan.resume)
     except torch.OutOfMemoryError as e:
         raise UsageError(OOM_ADVICE) from e
+    except Exception as e:
+        if dist.active:  # torchrun ends the other ranks; this line says which one failed and why
+            logger.error("rank %d of %d failed: %s: %s (the last saved state in %s is intact)", dist.rank,
+                         dist.world, type(e).__name__, e, plan.output)
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
-    logger.info("trained %d steps%s; LoRA: %s", result.steps_done, " (stopped early)" if result.stopped_early else "",
-                result.lora_folder)
+    logger.info("trained %d steps%s; %s: %s", result.steps_done, " (stopped early)" if result.stopped_early else "",
+                "model" if config.full else "LoRA", result.lora_folder)
     return result.lora_folder
 
 

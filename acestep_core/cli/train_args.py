@@ -72,6 +72,8 @@ def _add_lora_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora-config", "--lora_config_path", dest="lora_config", metavar="FILE",
                    help="the original's lora_config.json (PEFT LoraConfig arguments); flags above override it")
     g.add_argument("--init-lora", metavar="PATH", help="start from this LoRA (continue training it)")
+    g.add_argument("--full", action="store_true", help="fine-tune every weight of the DiT instead of a LoRA (FSDP2, "
+                                                      "also over torchrun processes; writes ace_step_transformer/)")
 
 
 def _add_recipe_arguments(p: argparse.ArgumentParser) -> None:

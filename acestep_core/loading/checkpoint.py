@@ -87,6 +87,38 @@ def read_safetensors(
     return out
 
 
+def weight_files(folder: Path, weights_file: str) -> list[Path]:
+    """The file(s) of a component folder: ``weights_file``, or the shards its ``<weights_file>.index.json``
+    names (Hugging Face's sharded layout, ``{"weight_map": {key: shard file}}``)."""
+    single, index = folder / weights_file, folder / f"{weights_file}.index.json"
+    if single.is_file() or not index.is_file():
+        return [single]
+    import json
+
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{index}: not a readable shard index ({e}); the save was interrupted or the file is "
+                              "corrupt: save or download the folder again") from e
+    if any("/" in name or "\\" in name or name.startswith(".") for name in names):
+        raise CheckpointError(f"{index}: shard names must be files beside the index, got {names[:3]}")
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{index}: shard(s) {missing[:3]} not found beside it; the save or the download is "
+                              "incomplete")
+    return [folder / name for name in names]
+
+
+def read_weights(folder: Path, weights_file: str, *, device: torch.device | str = "cpu",
+                 dtype: torch.dtype | None = None, keep: TensorFilter | None = None) -> dict[str, torch.Tensor]:
+    """:func:`read_safetensors` over every file of a (possibly sharded) component folder."""
+    out: dict[str, torch.Tensor] = {}
+    for path in weight_files(folder, weights_file):
+        out.update(read_safetensors(path, device=device, dtype=dtype, keep=keep))
+    return out
+
+
 def read_safetensors_keys(path: str | Path) -> dict[str, tuple[int, ...]]:
     """Key -> shape map of a safetensors file, read from its header only."""
     path = Path(path)

@@ -28,7 +28,7 @@ from torch import nn
 from ..config import MODEL_SPECS, DCAEConfig, ModelSpec, TransformerConfig, UMT5Config, VocoderConfig
 from ..errors import CheckpointError, CheckpointMismatchError
 from ..ops import DEFAULT_OPS, Ops
-from .checkpoint import checkpoint_shapes, load_strict, read_safetensors, read_safetensors_keys
+from .checkpoint import checkpoint_shapes, load_strict, read_safetensors, read_safetensors_keys, read_weights
 from .components import COMFY_IGNORED_KEYS, COMFY_SPIECE_KEY, COMPONENTS, COMPONENTS_BY_NAME, Component, detect
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def _load_folder(root: Path, wanted: Collection[ComponentName], *, device: torch
     for name in wanted:
         component = COMPONENTS_BY_NAME[name]
         file = root / component.folder / component.weights_file
-        raw = read_safetensors(file, device=device, dtype=dtype)
+        raw = read_weights(root / component.folder, component.weights_file, device=device, dtype=dtype)
         setattr(result, name, _load_component(name, raw, spec, source=str(file), dtype=dtype, ops=ops,
                                               repa_heads=repa_heads))
     if "text_encoder" in wanted:

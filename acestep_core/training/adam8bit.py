@@ -82,6 +82,8 @@ def dequantize_blockwise(index: torch.Tensor, absmax: torch.Tensor, signed: bool
 class AdamW8bit(torch.optim.Optimizer):
     """AdamW (same arguments and update as :class:`torch.optim.AdamW`) with 8-bit moments."""
 
+    LOCAL_STATE = True  # state tensors are plain local tensors, also for FSDP2 (DTensor) parameters
+
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2) -> None:
         if not lr > 0 or not eps >= 0 or not all(0.0 <= b < 1.0 for b in betas):

@@ -40,6 +40,7 @@ class TrainConfig:
     logit_std: float = 1.0
     lyric_dropout: float = LYRIC_DROPOUT
     mask_padding: bool = False  # ours: leave the padding of shorter clips out of the loss
+    full: bool = False  # train every transformer weight (FSDP2) instead of a LoRA
     save_every: int = 500
     keep_checkpoints: int = 3
     preview_every: int = 0
@@ -64,6 +65,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+        if self.full and self.precision == "fp8":
+            raise ValueError("--full trains every weight, which fp8 storage cannot hold; use --precision fp32 or "
+                             "bf16 (bf16 compute with fp32 master weights)")
+        if self.full and self.preview_every:
+            raise ValueError("previews are rendered for LoRA runs only; with --full leave --preview-every at 0 and "
+                             "generate with the saved checkpoint folder")
         if not 0.0 <= self.lyric_dropout < 1.0:
             raise ValueError(f"lyric_dropout {self.lyric_dropout}: expected a value in [0, 1)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -10,6 +10,9 @@
     <output>/dataset_report.txt
     <output>/checkpoints/step_0000500/          LoRA + state every --save-every steps (the last K kept)
     <output>/previews/step_0000500.wav          preview songs every --preview-every steps
+
+A ``--full`` run writes ``ace_step_transformer/`` (+ links to the base folder's other components) instead of
+the LoRA files, and one optimiser-state file per process (``training_state.rankXXXXX-of-YYYYY.safetensors``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ LOSS_LOG = "loss_log.jsonl"
 LOSS_PNG = "loss_curve.png"
 REPORT_TXT = "dataset_report.txt"
 CHECKPOINTS = "checkpoints"
+FULL_MODEL_FOLDER = "ace_step_transformer"  # a --full run's weights (see transformer_files)
 PREVIEWS = "previews"
 
 
@@ -46,7 +50,7 @@ class RunFolder:
 
     def holds_run(self) -> bool:
         return (self.root / STATE_JSON).is_file() or (self.root / PEFT_WEIGHTS_FILE).is_file() or \
-            (self.root / CHECKPOINTS).is_dir()
+            (self.root / CHECKPOINTS).is_dir() or (self.root / FULL_MODEL_FOLDER).is_dir()
 
     def prepare(self, *, resume: bool, overwrite: bool,
                 flags: tuple[str, str | None] = ("--resume", "--overwrite")) -> None:
@@ -70,10 +74,10 @@ class RunFolder:
                          if overwrite_flag else "")
                 raise RunFolderError(f"output folder {self.root} already holds a training run; continue it with "
                                      f"{resume_flag}{again}, or choose another folder")
-            for name in (CHECKPOINTS, PREVIEWS):
+            for name in (CHECKPOINTS, PREVIEWS, FULL_MODEL_FOLDER):
                 shutil.rmtree(self.root / name, ignore_errors=True)
             for path in self.root.glob("*"):
-                if path.is_file():
+                if path.is_symlink() or path.is_file():  # files, and a full run's links to the base components
                     path.unlink()
         self.root.mkdir(parents=True, exist_ok=True)
         probe = self.root / f".write_test.{os.getpid()}"

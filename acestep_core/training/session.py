@@ -42,16 +42,18 @@ class TrainingModels:
     prompt_tokenizer: PromptTokenizer
     codec: Any
     lyric_tokenizer: LyricTokenizer
+    source: Path | None = None  # the checkpoint they came from (a full fine-tune copies its untrained keys)
 
 
 def load_training_models(checkpoint: str | Path, lyric_tokenizer: LyricTokenizer, *, device: torch.device,
-                         precision: str, repa: bool) -> TrainingModels:
+                         precision: str, repa: bool, full: bool = False) -> TrainingModels:
     """Load the checkpoint for training: the transformer in the run's precision (fp32 = the original; bf16 base
     weights train fp32 LoRAs; fp8 stores the DiT blocks' weights in fp8 on top of bf16, see
-    :mod:`acestep_core.runtime.quant`), text encoder and codec in fp32, everything frozen."""
+    :mod:`acestep_core.runtime.quant`), text encoder and codec in fp32, everything frozen. ``full``: the
+    transformer in fp32 whatever the precision (its master weights; bf16 is FSDP2's compute dtype)."""
     from ..loading.loader import load_checkpoint
 
-    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+    dtype = torch.float32 if precision == "fp32" or full else torch.bfloat16
     base = load_checkpoint(checkpoint, device=device, dtype=dtype, components=["transformer"], repa_heads=repa)
     if precision == "fp8":
         from ..runtime.quant import quantize_fp8_
@@ -64,7 +66,7 @@ def load_training_models(checkpoint: str | Path, lyric_tokenizer: LyricTokenizer
     assert rest.tokenizer is not None
     return TrainingModels(transformer=base.transformer, text_encoder=rest.text_encoder,
                           prompt_tokenizer=PromptTokenizer.from_source(rest.tokenizer), codec=rest.codec,
-                          lyric_tokenizer=lyric_tokenizer)
+                          lyric_tokenizer=lyric_tokenizer, source=Path(checkpoint))
 
 
 def checkpointing_enabled(choice: str, device: torch.device) -> bool:
@@ -140,7 +142,19 @@ def build_training_run(models: TrainingModels, dataset: TrainingDataset, config:
     checkpoint = checkpointing_enabled(config.checkpointing, device)
     logger.info("activation checkpointing %s (--checkpointing %s)", "on" if checkpoint else "off",
                 config.checkpointing)
-    return TrainingRun(transformer=models.transformer, text=_text_encoder(models, device),
+    trainee = None
+    if config.full:
+        from .full import FullTrainee
+
+        if models.source is None:
+            raise ValueError("--full needs the models' checkpoint path (TrainingModels.source)")
+        base = models.source
+
+        def trainee() -> Any:
+            return FullTrainee(models.transformer, config, device=device, dist_context=dist,
+                               checkpoint_blocks=checkpoint, base=base)
+
+    return TrainingRun(transformer=models.transformer, text=_text_encoder(models, device), trainee=trainee,
                        items=lambda index, rng: dataset.item(index, rng, with_audio=False), collate=collate,
                        songs=songs, config=config, folder=folder, device=device, dist=dist, init_lora=init_lora,
                        checkpoint_blocks=checkpoint, final_preview=final_preview,

@@ -76,8 +76,15 @@ def restore(state: TrainingState, optimizer: torch.optim.Optimizer) -> None:
             if key in ("exp_avg", "exp_avg_sq") and value.shape != local.shape:
                 raise CheckpointError(f"training state: {name} has shape {list(value.shape)}, the run "
                                       f"{list(local.shape)}")
-            restored[key] = value.to(device=local.device, dtype=local.dtype if value.is_floating_point() and
-                                     key in ("exp_avg", "exp_avg_sq") else value.dtype).clone()
+            moment = key in ("exp_avg", "exp_avg_sq")
+            tensor = value.to(device=local.device, dtype=local.dtype if value.is_floating_point() and moment
+                              else value.dtype).clone()
+            if moment and local is not param and not getattr(optimizer, "LOCAL_STATE", False):
+                from torch.distributed.tensor import DTensor  # torch AdamW keeps DTensor moments for FSDP2
+
+                tensor = DTensor.from_local(tensor, param.device_mesh, param.placements,  # type: ignore[attr-defined]
+                                            shape=param.shape, stride=param.stride())
+            restored[key] = tensor
         if count > 0:
             optimizer.state[param] = restored
 
