@@ -56,8 +56,11 @@ def parse_seed_list(text: str, batch: int, name: str) -> list[int] | None:
     text = (text or "").strip()
     if not text:
         return None
+    parts = [part.strip() for part in text.replace(";", ",").split(",")]
+    if not all(parts):
+        raise ValueError(f"{name}: {text!r} has an empty entry between commas; write integers like '1, 2, 3'")
     try:
-        seeds = [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+        seeds = [int(part) for part in parts]
     except ValueError as e:
         raise ValueError(f"{name}: cannot read {text!r} as seeds; write integers separated by commas") from e
     if len(seeds) == 1:
