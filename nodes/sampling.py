@@ -32,7 +32,21 @@ from acestep_core.timing import frames_to_duration, seconds_to_frames
 from . import comfy_adapter as adapter
 from .conditioning import GUIDANCE_DEFAULTS
 from .latent import has_audio, read_latent
-from .types import CATEGORY, CONDITIONING, GUIDANCE, LATENT, LATENT_TYPE, MAX_SECONDS, MODEL, PARAMS_KEY, TASK_KEY
+from .types import (
+    CATEGORY,
+    CONDITIONING,
+    EDIT_SOURCE_KEY,
+    GUIDANCE,
+    LATENT,
+    LATENT_TYPE,
+    LORA_KEY,
+    LORA_WEIGHT_KEY,
+    MAX_SECONDS,
+    MODEL,
+    PARAMS_KEY,
+    TASK_KEY,
+)
+from .words import in_node_words
 
 SEED_MAX = 2**32 - 1
 # the optional ``acceleration`` input: label -> acestep_core.runtime.accel.Acceleration arguments
@@ -144,39 +158,85 @@ def _acceleration_input() -> dict[str, Any]:
                                                           "tooltip": ACCELERATION_TOOLTIP})}
 
 
+def _accelerate(accel: Any, choice: str | None, device: Any) -> Any:
+    """The acceleration for ``device``: torch.compile is dropped with one warning off CUDA (its CPU backend fails
+    on the DiT blocks), as CUDA graphs already fall back themselves."""
+    import dataclasses
+    import logging
+
+    if accel.compile and getattr(device, "type", "cpu") != "cuda":
+        logging.getLogger(__name__).warning(
+            "ACE-Step: acceleration %r: torch.compile works on CUDA only, this server runs on %s; sampling without "
+            "it (choose 'batched (default)' to silence this)", choice, device)
+        accel = dataclasses.replace(accel, compile=False)
+    return accel
+
+
+def _lora_record(model: Any) -> dict[str, Any]:
+    """What the save node records of the model's LoRAs: the first one (the original app's format has one), with
+    the original app's lora_weight that reproduces it (strength x trained scale)."""
+    loras = getattr(model, "loras", ())
+    if not loras:
+        return {}
+    from acestep_core.lora.merge import unit_scale
+
+    name, spec = loras[0]
+    if len(loras) > 1:
+        import logging
+
+        logging.getLogger(__name__).warning("ACE-Step: the saved _input_params.json names one LoRA only (the original "
+                                            "app's format): %s; the workflow embedded in the audio has them all", name)
+    scales = {unit_scale(spec.lora, mod, spec.rule) for mod in spec.lora.modules.values()}
+    weight = spec.strength * scales.pop() if len(scales) == 1 else spec.strength
+    return {LORA_KEY: name, LORA_WEIGHT_KEY: weight}
+
+
 def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[str, Any]],
                    src: torch.Tensor | None, ref: torch.Tensor | None, node_id: str | None,
                    acceleration: str | None = None) -> dict[str, Any]:
     """Validate, load the models, generate with progress + interrupt, and wrap the result as a LATENT.
 
+    Errors name the widgets to change (:mod:`nodes.words`); NaN / inf latents are an error naming the likely cause.
     CUDA graphs captured for the run are released before the models are handed back to ComfyUI, so their
     memory pool does not stay allocated while other nodes (e.g. the decode) run."""
+    from acestep_core.errors import AceStepInputError, NonFiniteResultError
     from acestep_core.runtime.accel import release_cuda_graphs
     from acestep_core.sampling.pipeline import GenerationInterrupted, GenerationParams, generate
+    from acestep_core.sampling.validation import check_finite_result
 
     accel = acceleration_from_choice(acceleration)
     params = GenerationParams(**fields)
-    params.validate()
-    encode_prompt, encode_lyrics = _encoders(*conditionings)
-    handles = [model.transformer, model.text_encoder]
-    with adapter.models_loaded(handles, sampling_memory_required(model, params, src, ref)):
-        device = model.transformer.device
-        bar = adapter.ProgressBar(params.infer_step, node_id)
-        try:
-            result = generate(SimpleNamespace(transformer=model.transformer.module,
-                                              text_encoder=model.text_encoder.module),
-                              params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
-                              src_latents=None if src is None else src.to(device),
-                              ref_latents=None if ref is None else ref.to(device), device=device, dtype=model.dtype,
-                              callback=lambda info: bar.update(info.step, info.total),
-                              should_stop=adapter.interrupt_requested, acceleration=accel)
-        except GenerationInterrupted as e:
-            adapter.raise_interrupted(e)
-            raise
-        finally:  # the graphs' memory pool goes before the models are handed back
-            release_cuda_graphs(model.transformer.module)
-    samples = result.latents.to(adapter.intermediate_device(), torch.float32)
-    return {"samples": samples, "type": LATENT_TYPE, PARAMS_KEY: result.params}
+    try:
+        params.validate()
+        encode_prompt, encode_lyrics = _encoders(*conditionings)
+        handles = [model.transformer, model.text_encoder]
+        with adapter.models_loaded(handles, sampling_memory_required(model, params, src, ref)):
+            device = model.transformer.device
+            accel = _accelerate(accel, acceleration, device)
+            bar = adapter.ProgressBar(params.infer_step, node_id)
+            try:
+                result = generate(SimpleNamespace(transformer=model.transformer.module,
+                                                  text_encoder=model.text_encoder.module),
+                                  params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
+                                  src_latents=None if src is None else src.to(device),
+                                  ref_latents=None if ref is None else ref.to(device), device=device,
+                                  dtype=model.dtype, callback=lambda info: bar.update(info.step, info.total),
+                                  should_stop=adapter.interrupt_requested, acceleration=accel)
+            except GenerationInterrupted as e:
+                adapter.raise_interrupted(e)
+                raise
+            finally:  # the graphs' memory pool goes before the models are handed back
+                release_cuda_graphs(model.transformer.module)
+        samples = result.latents.to(adapter.intermediate_device(), torch.float32)
+        check_finite_result(samples, "latents", params, model.dtype)
+    except AceStepInputError as e:
+        raise AceStepInputError(in_node_words(str(e))) from e
+    except NonFiniteResultError as e:
+        raise NonFiniteResultError(in_node_words(str(e))) from e
+    record = {**result.params, **_lora_record(model)}
+    if params.task == "edit":
+        record[EDIT_SOURCE_KEY] = (params.prompt or "", params.lyrics or "")
+    return {"samples": samples, "type": LATENT_TYPE, PARAMS_KEY: record}
 
 
 def _common_inputs() -> dict[str, Any]:
@@ -283,6 +343,10 @@ class AceStepV1FlowEdit:
              unique_id: str | None = None) -> tuple[dict[str, Any]]:
         source = _check_conditioning(source_conditioning, "source_conditioning")
         target = _check_conditioning(target_conditioning, "target_conditioning")
+        if (source["prompt"], source["lyrics"]) == (target["prompt"], target["lyrics"]):
+            raise ValueError("flow edit: source_conditioning and target_conditioning have the same tags and lyrics, "
+                             "so nothing would change; write the new tags and/or lyrics into the Text Encode node "
+                             "connected to target_conditioning")
         samples = read_latent(latent)
         if not has_audio(samples) or latent.get(TASK_KEY) is not None:
             raise ValueError("flow edit needs the unmarked latent of the source song (from Audio To Latent or a "

@@ -136,8 +136,8 @@ def load_workflow_from_file(path: str | Path) -> tuple[str, Any]:
         workflow, prompt = _mp3(data)
     else:  # .wav and others: no branch in handleFile
         return "error", None
-    if workflow:
+    if workflow is not None:  # JavaScript: any object is truthy, {} included
         return "workflow", workflow
-    if prompt:
+    if prompt is not None:
         return "prompt", prompt
     return "error", None
