@@ -46,6 +46,7 @@ from .plan import RunPlan as RunPlan
 from .run import DEFAULT_SAMPLE_RATE as DEFAULT_SAMPLE_RATE
 from .run import PROGRESS, execute
 from .train_args import add_train_parser
+from .words import in_cli_words
 
 __all__ = ["TASKS", "UsageError", "build_parser", "main"]
 
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AceStepInputError, CheckpointError) as e:
         return _fail(e, EXIT_USAGE)
     except (NonFiniteResultError, RunFailedError) as e:
-        return _fail(e, EXIT_FAILED)
+        return _fail(in_cli_words(str(e)), EXIT_FAILED)
     except KeyboardInterrupt:
         PROGRESS.close()
         print("error: interrupted; no file was written or replaced", file=sys.stderr)
@@ -199,7 +200,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fail(error: BaseException, code: int) -> int:
+def _fail(error: BaseException | str, code: int) -> int:
     PROGRESS.close()
     print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
     return code
