@@ -90,7 +90,7 @@ class AceStepV1LoraLoader:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI API name
-        from acestep_core.lora.merge import STRENGTH_RANGE  # the original app's UI range (lazy: no torch work at import)
+        from acestep_core.lora.merge import STRENGTH_RANGE  # the original app's UI range (lazy import)
 
         low, high = STRENGTH_RANGE
         return {

@@ -5,12 +5,17 @@ Reading mirrors upstream ``MusicDCAE.load_audio`` (``torchaudio.load`` + mono du
 resampling to 44.1 kHz happens in :meth:`acestep_core.audio.codec.AudioCodec.encode`, as upstream.
 Files with more than two channels are refused (upstream would break inside the DCAE).
 
-Writing mirrors upstream ``save_wav_file`` (48 kHz float waveform, format from the extension) with deliberate
-additions: the parameters JSON is embedded as the file's comment and other tags (ComfyUI's ``prompt`` /
-``workflow``) get tags of their own (:mod:`acestep_core.audio.tags`); integer/lossy formats are clipped to
-[-1, 1] (libsndfile does not clip when converting floats); non-finite samples are refused; every file goes
-through a temporary file and never replaces an existing one unless asked (:mod:`acestep_core.safe_write`).
-WAV stays 32-bit float and unclipped like upstream.
+Writing mirrors upstream ``save_wav_file`` (48 kHz float waveform, format from the extension); WAV stays
+32-bit float and unclipped like upstream.
+
+Divergences from upstream's writing:
+
+* the parameters JSON is embedded as the file's comment, and other tags (ComfyUI's ``prompt`` / ``workflow``)
+  get tags of their own (:mod:`acestep_core.audio.tags`);
+* integer/lossy formats are clipped to [-1, 1] (libsndfile does not clip when converting floats);
+* non-finite samples are refused (upstream writes NaN audio);
+* every file goes through a temporary file and never replaces an existing one unless asked
+  (:mod:`acestep_core.safe_write`; upstream overwrites).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ one as Latin-1.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["COMMENT", "SOFTWARE", "TITLE", "TagError", "read_tags", "write_tags"]
@@ -146,7 +147,8 @@ def _ogg_page(flags: int, granule: int, serial: int, seq: int, lacing: list[int]
     return page[:22] + struct.pack("<I", _ogg_crc(page)) + page[26:]
 
 
-def _ogg_pages(data: bytes, where: str):  # -> Iterator[(offset, flags, granule, serial, seq, lacing, body, end)]
+def _ogg_pages(data: bytes, where: str) -> Iterator[tuple[int, int, int, int, int, list[int], bytes, int]]:
+    """Every page: (offset, flags, granule, serial, sequence number, lacing values, body, end offset)."""
     offset = 0
     while offset < len(data):
         if data[offset:offset + 4] != b"OggS" or offset + 27 > len(data):
@@ -181,7 +183,8 @@ def _ogg_headers(data: bytes, where: str) -> tuple[list[bytes], int, int, int]:
 
 def _paginate(packet: bytes, serial: int, seq: int, flags: int) -> list[bytes]:
     lacing = [255] * (len(packet) // 255) + [len(packet) % 255]
-    pages, position, first = [], 0, True
+    pages: list[bytes] = []
+    position, first = 0, True
     for chunk_start in range(0, len(lacing), 255):
         chunk = lacing[chunk_start:chunk_start + 255]
         size = sum(chunk)
@@ -269,7 +272,8 @@ def _read_mp3(path: Path) -> dict[str, str]:
         if head[:3] != b"ID3":
             return {}
         data = fh.read(_unsyncsafe(head[6:10]))
-    version, tags, offset = head[3], {}, 0
+    version, offset = head[3], 0
+    tags: dict[str, str] = {}
     names = {v: k for k, v in _ID3_TEXT.items()}
     while offset + 10 <= len(data) and data[offset:offset + 4] != b"\0\0\0\0":
         frame_id = data[offset:offset + 4]

@@ -23,6 +23,8 @@ logger = logging.getLogger("acestep_core.cli")
 
 __all__ = ["LoraRequest", "check_loras", "plan_loras"]
 
+COMFY_MODEL_FOLDERS = ("loras/", "ace_step/")  # how the Save Audio node records a LoRA (nodes/lora.py)
+
 
 @dataclass(frozen=True)
 class LoraRequest:
@@ -47,16 +49,20 @@ def _params_lora(base: ParamsFile, params_path: Path | None) -> LoraRequest | No
     if name == LORA_NONE:
         return None
     where = f"--params {params_path}: lora_name_or_path {name!r}"
+    from ..hub import models_dir
+
     candidates = [Path(name).expanduser()]
     if params_path is not None and not candidates[0].is_absolute():
         candidates.append(params_path.expanduser().resolve().parent / name)
+    if name.startswith(COMFY_MODEL_FOLDERS):  # a ComfyUI record: relative to ComfyUI's models folder
+        candidates.append(models_dir() / name)
     for path in candidates:
         if path.exists():
             return LoraRequest(base.lora_weight, "original_app", name, path=path)
     if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name) and not name.endswith(".safetensors"):
         return LoraRequest(base.lora_weight, "original_app", name, repo=name)  # the original app downloads it
-    comfy = (" It looks like a ComfyUI record (a name inside ComfyUI's models/loras folder): give the full path."
-             if name.startswith("loras/") else "")
+    comfy = (" It is a ComfyUI record (a name inside ComfyUI's models folder): set ACESTEP_MODELS_DIR to ComfyUI's "
+             "models folder, or give the full path." if name.startswith(COMFY_MODEL_FOLDERS) else "")
     raise UsageError(f"{where}: not found (neither a local LoRA folder/file nor a Hugging Face repo id).{comfy} Point "
                      "it at the LoRA folder (e.g. a download of ACE-Step/ACE-Step-v1-chinese-rap-LoRA) or its repo "
                      "id, or set \"lora_name_or_path\": \"none\" to run without it")

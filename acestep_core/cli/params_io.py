@@ -16,6 +16,13 @@ Records written here keep the *source* texts under ``prompt``/``lyrics`` and the
 ``edit_target_prompt``/``edit_target_lyrics`` (the arguments upstream ``__call__`` takes, so the original app
 re-runs them too); a file whose targets equal its ``prompt``/``lyrics`` is read the upstream way.
 
+Divergences from the original app's files (records stay readable by both):
+
+* edit records keep the source texts under ``prompt`` / ``lyrics`` (upstream writes the targets there too, losing
+  the source); ``lyrics`` is never written as null;
+* reading accepts ``batch_size``, ``manual_seeds``, ``save_path`` and ``debug`` (``__call__`` arguments upstream
+  never writes) and reads ``"lyrics": null`` as no lyrics.
+
 Format quirks kept: ``oss_steps`` is a list (``[]`` for none) although ``__call__`` takes a comma-separated
 string; ``format``, ``timecosts`` and ``audio_path`` describe the run, not the request, and are ignored on read.
 """

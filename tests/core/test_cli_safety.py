@@ -174,8 +174,8 @@ def _long_wav(path: Path, seconds: float) -> Path:
 def test_checked_before_the_model_is_loaded(tmp_path, capsys, monkeypatch, extra, message) -> None:
     require_parity()
     _forbid_model_loading(monkeypatch)
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.zeros(4, 8),
                "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.zeros(8, 4)},

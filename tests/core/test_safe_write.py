@@ -229,5 +229,6 @@ def test_writer_context_reports_the_final_name(tmp_path: Path) -> None:
     (tmp_path / "lora.safetensors").write_bytes(b"old")
     with atomic_writer(tmp_path / "lora.safetensors", unique=True) as out:
         out.tmp.write_bytes(b"new")
-        assert out.path is None and out.tmp.parent == tmp_path and out.tmp.name.startswith(".lora-1.")  # chosen on entry
+        # the name is chosen on entry
+        assert out.path is None and out.tmp.parent == tmp_path and out.tmp.name.startswith(".lora-1.")
     assert out.path == tmp_path / "lora-1.safetensors" and out.path.read_bytes() == b"new"

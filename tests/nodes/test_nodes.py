@@ -12,11 +12,11 @@ import torch
 
 from nodes import NODE_CLASS_MAPPINGS
 from nodes.audio import AceStepV1LatentToAudio, AceStepV1SaveAudio, embedded_metadata
-from tests.frontend_metadata import load_workflow_from_file
 from nodes.conditioning import AceStepV1GuidanceOptions, AceStepV1TextEncode
 from nodes.latent import AceStepV1EmptyLatent, AceStepV1ExtendLatent, AceStepV1RepaintWindow
 from nodes.loaders import DOWNLOAD_CHOICE, list_checkpoints
 from nodes.sampling import AceStepV1FlowEdit, AceStepV1Sampler
+from tests.frontend_metadata import load_workflow_from_file
 
 SAMPLER_DEFAULTS = dict(seed=1234, steps=2, guidance_scale=15.0, scheduler="euler", cfg_type="apg", omega_scale=10.0,
                         retake_variance=0.0, audio2audio_strength=0.5)
