@@ -105,6 +105,12 @@ def _guidance_fields(guidance: dict[str, Any] | None) -> dict[str, Any]:
     return {**options, "oss_steps": oss.strip() or None if isinstance(oss, str) else oss}
 
 
+def _duration(frames: int) -> float:
+    """``audio_duration`` for a latent of ``frames`` (what the record says; the model's window at most, as the CLI:
+    tasks with a source take their length from it, and a too-long source is refused with its own message)."""
+    return min(frames_to_duration(frames), MAX_SECONDS)
+
+
 def _task_fields(latent: dict[str, Any], samples: torch.Tensor, retake_variance: float,
                  audio2audio_strength: float) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
     """``GenerationParams`` task fields + (src_latents, ref_latents) for the mapping in the module docstring."""
@@ -114,19 +120,19 @@ def _task_fields(latent: dict[str, Any], samples: torch.Tensor, retake_variance:
     frames = samples.shape[-1]
     if marker is not None and marker.get("task") == "repaint":
         return ({"task": "repaint", "repaint_start": marker["start_s"], "repaint_end": marker["end_s"],
-                 "retake_variance": marker["variance"], "audio_duration": frames_to_duration(frames)}, samples, None)
+                 "retake_variance": marker["variance"], "audio_duration": _duration(frames)}, samples, None)
     if marker is not None and marker.get("task") == "extend":
         left, right = marker["left_frames"], marker["right_frames"]
         src = samples[..., left:frames - right]
         start, end = extend_window_for_frames(src.shape[-1], marker["left_s"], marker["right_s"])
         return ({"task": "extend", "repaint_start": start, "repaint_end": end, "retake_variance": marker["variance"],
-                 "audio_duration": frames_to_duration(src.shape[-1])}, src, None)
+                 "audio_duration": _duration(src.shape[-1])}, src, None)
     if marker is not None:
         raise ValueError(f"latent: unknown ACE-Step task marker {marker!r}")
     if has_audio(samples):
         return ({"task": "text2music", "audio2audio_enable": True, "ref_audio_strength": audio2audio_strength,
-                 "audio_duration": frames_to_duration(frames)}, None, samples)
-    fields = {"task": "retake" if retake_variance > 0 else "text2music", "audio_duration": frames_to_duration(frames)}
+                 "audio_duration": _duration(frames)}, None, samples)
+    fields = {"task": "retake" if retake_variance > 0 else "text2music", "audio_duration": _duration(frames)}
     if retake_variance > 0:
         fields["retake_variance"] = retake_variance
     return fields, None, None
@@ -358,7 +364,7 @@ class AceStepV1FlowEdit:
             "edit_target_prompt": target["prompt"], "edit_target_lyrics": target["lyrics"],
             "edit_n_min": edit_n_min, "edit_n_max": edit_n_max, "edit_n_avg": edit_n_avg,
             "infer_step": steps, "guidance_scale": guidance_scale, "scheduler_type": scheduler,
-            "audio_duration": frames_to_duration(samples.shape[-1]), "batch_size": batch,
+            "audio_duration": _duration(samples.shape[-1]), "batch_size": batch,
             "manual_seeds": item_seeds, "retake_seeds": item_seeds,
         }
         return (run_generation(model, fields, [source, target], samples, None, unique_id, acceleration),)

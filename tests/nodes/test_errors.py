@@ -117,3 +117,30 @@ def test_interrupt_stops_the_sampler(model: Any, conditioning: Any) -> None:
     finally:
         comfy_adapter.request_interrupt(False)
     assert not comfy_adapter.interrupt_requested()
+
+
+def test_torch_compile_on_a_cpu_server_falls_back_with_one_warning(model: Any, conditioning: Any, caplog) -> None:
+    """A shared workflow asking for torch.compile on a CPU server samples without it (the CPU backend fails on
+    the DiT blocks) and says so once, instead of a compiler traceback."""
+    (empty,) = AceStepV1EmptyLatent().build(1.0, 1)
+    plain = AceStepV1Sampler().sample(model, conditioning, empty, **SAMPLER_DEFAULTS)[0]["samples"]
+    with caplog.at_level("WARNING"):
+        (out,) = AceStepV1Sampler().sample(model, conditioning, empty, **SAMPLER_DEFAULTS,
+                                           acceleration="batched + CUDA graphs + torch.compile")
+    assert torch.equal(out["samples"], plain)
+    assert caplog.text.count("torch.compile works on CUDA only") == 1
+
+
+def test_sampler_errors_name_the_widgets(model: Any, conditioning: Any, source_latent: dict[str, Any]) -> None:
+    """Core messages come back in the node graph's words (no audio_duration / infer_step / task='extend')."""
+    long = {"samples": torch.randn(1, 8, 16, 2700), "type": "audio"}
+    from nodes.conditioning import AceStepV1TextEncode
+    from nodes.sampling import AceStepV1FlowEdit
+
+    target = AceStepV1TextEncode().encode(model, "jazz", "")["result"][0]
+    with pytest.raises(ValueError, match="the source latent: the source is 250.8 s long; flow edit processes") as e:
+        AceStepV1FlowEdit().edit(model, conditioning, target, long, seed=1, steps=2, guidance_scale=15.0,
+                                 scheduler="euler", edit_n_min=0.0, edit_n_max=1.0, edit_n_avg=1)
+    assert "src_latents" not in str(e.value) and "task '" not in str(e.value)
+    with pytest.raises(ValueError, match="steps: expected an integer >= 1"):
+        AceStepV1Sampler().sample(model, conditioning, source_latent, **{**SAMPLER_DEFAULTS, "steps": 0})
