@@ -79,7 +79,9 @@ class AceStepV1EmptyLatent:
     def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI API name
         return {"required": {
             "seconds": ("FLOAT", {"default": 60.0, "min": 1.0, "max": MAX_SECONDS, "step": 0.1,
-                                  "tooltip": "Duration of the song in seconds (at most 240; longer with extend)."}),
+                                  "tooltip": ("Duration of the song in seconds (at most 240; longer with extend). The "
+                                              "model works in latent frames of 0.093 s, rounded down as the "
+                                              "original app: 60 s gives 59.91 s.")}),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 64,
                                    "tooltip": "Songs generated at once (one seed each)."}),
         }}

@@ -144,3 +144,13 @@ def test_sampler_errors_name_the_widgets(model: Any, conditioning: Any, source_l
     assert "src_latents" not in str(e.value) and "task '" not in str(e.value)
     with pytest.raises(ValueError, match="steps: expected an integer >= 1"):
         AceStepV1Sampler().sample(model, conditioning, source_latent, **{**SAMPLER_DEFAULTS, "steps": 0})
+
+
+def test_vocabulary_errors_speak_of_the_loader_input(model: Any, tmp_path: Path) -> None:
+    """A missing lyric vocabulary names the loader's lyric_vocab input, not the Python API's options."""
+    import dataclasses
+
+    broken = dataclasses.replace(model, lyric_vocab=str(tmp_path / "missing.json"), _cache={})
+    with pytest.raises(ValueError, match="lyric_vocab input") as info:
+        broken.lyric_tokenizer()
+    assert "allow_download" not in str(info.value) and "comfyui_root" not in str(info.value)
