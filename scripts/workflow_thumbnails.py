@@ -9,6 +9,7 @@ Run it after changing a workflow's layout (``tests/workflows/test_workflows.py``
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.comfy.browser import Browser  # noqa: E402
+from tests.comfy.browser import Chromium, Page, chromium_path  # noqa: E402
 from tests.comfy.comfy_server import ComfyServer, prepare_base_dir  # noqa: E402
 from tests.parity import PARITY_DIR, TINY_CHECKPOINT  # noqa: E402
 from tests.workflows.ui_to_api import TEMPLATES  # noqa: E402
@@ -34,18 +35,17 @@ READY = "!!(window.app && window.app.graph && document.querySelector('.side-tool
 CANVAS_LEFT, CANVAS_TOP = 64, 78
 
 
-def close_dialogs(browser: Browser) -> None:
+def close_dialogs(browser: Page) -> None:
     """Close what covers the canvas (the first-run template browser, toasts) with Escape, until none is left."""
     for _ in range(10):
         if not browser.evaluate("document.querySelectorAll('.p-dialog').length"):
             return
-        for kind in ("keyDown", "keyUp"):
-            browser.call("Input.dispatchKeyEvent", type=kind, key="Escape", code="Escape", windowsVirtualKeyCode=27)
+        browser.key("Escape", "Escape", 27)
         time.sleep(0.5)
     raise RuntimeError("a dialog stays open over the canvas")
 
 
-def open_workflow(browser: Browser, workflow: dict, name: str) -> None:
+def open_workflow(browser: Page, workflow: dict, name: str) -> None:
     """Load ``workflow`` the way the template browser does (its stored view restored), without the missing-model
     dialog (the real model is not installed on the test server)."""
     browser.evaluate(f"window.app.loadGraphData({json.dumps(workflow)}, true, true, {json.dumps(name)}, "
@@ -69,13 +69,15 @@ def focus_view(workflow: dict, ids: list[int], margin: float = 30.0) -> tuple[fl
     return scale, [(200 - CANVAS_LEFT) / scale - x0, (150 - CANVAS_TOP) / scale - y0]
 
 
-def photograph(browser: Browser, workflow: dict, ids: list[int], fmt: str = "jpeg") -> bytes:
+def photograph(browser: Page, workflow: dict, ids: list[int], fmt: str = "jpeg") -> bytes:
     """A square picture of the workflow's key nodes (JPEG for the template browser, PNG to look at)."""
     scale, offset = focus_view(workflow, ids)
     browser.evaluate(f"(() => {{ const c = window.app.canvas; c.ds.scale = {scale}; c.ds.offset = {offset}; "
                      "c.setDirty(true, true); c.draw(true, true); })()")
     time.sleep(0.5)
-    return browser.screenshot(fmt, clip=(200, 150, SIDE, SIDE), quality=80, scale=OUT_SCALE)
+    clip = {"x": 200, "y": 150, "width": SIDE, "height": SIDE, "scale": OUT_SCALE}
+    params = {"format": fmt, "clip": clip, **({"quality": 80} if fmt == "jpeg" else {})}
+    return base64.b64decode(browser.call("Page.captureScreenshot", params)["data"])
 
 
 def main() -> int:
@@ -85,8 +87,15 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as scratch:
         base = prepare_base_dir(Path(scratch), TINY_CHECKPOINT, PARITY_DIR / "tokenizer" / "vocab.json")
-        with ComfyServer(Path(root), Path(python), base) as server, Browser(WIDTH, HEIGHT) as browser:
-            browser.navigate(server.url)
+        (Path(scratch) / "profile").mkdir()
+        binary = chromium_path()
+        if binary is None:
+            print("needs Chromium (apt-get install chromium, or set $CHROMIUM)", file=sys.stderr)
+            return 2
+        with ComfyServer(Path(root), Path(python), base) as server, \
+                Chromium(binary, Path(scratch) / "profile", WIDTH, HEIGHT) as chromium:
+            browser = chromium.new_page()
+            browser.goto(server.url)
             browser.wait_for(READY, 180)
             browser.evaluate("window.app.extensionManager.setting.set('Comfy.Minimap.Visible', false)")
             time.sleep(3.0)  # the first-run template browser opens a moment after the app

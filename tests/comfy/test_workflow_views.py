@@ -1,7 +1,7 @@
 """What a user sees in ComfyUI's real frontend (headless Chromium at 1920x1080, opt-in ``-m comfy``): every example
 workflow opens framed (rendered node boxes inside the visible canvas, no overlaps, readable), the template browser
 shows our cards with their pictures under the pack's title, and the frontend still reads audio tags the way
-``tests/frontend_metadata.py`` mirrors."""
+``tests/frontend_metadata.py`` mirrors. Opt-in: ``-m browser`` (needs what ``-m comfy`` needs plus Chromium)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.comfy.browser import Browser, chromium_path
+from tests.comfy.browser import Chromium, Page, chromium_path
 from tests.comfy.comfy_server import ComfyServer
 from tests.frontend_metadata import FRONTEND_SNIPPETS
 from tests.workflows.ui_to_api import TEMPLATES
 from tests.workflows.view import view_problems
 
-pytestmark = pytest.mark.comfy
+pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 READY = "!!(window.app && window.app.graph && document.querySelector('.side-tool-bar-container'))"
@@ -28,17 +28,20 @@ RENDERED = """(() => Object.fromEntries(window.app.graph._nodes.map(n => { const
 
 
 @pytest.fixture(scope="module")
-def browser(comfy_server: ComfyServer) -> Iterator[Browser]:
-    if chromium_path() is None:
-        pytest.skip("no chromium (set $CHROMIUM)")
-    with Browser(1920, 1080) as page:
-        page.navigate(comfy_server.url)
+def browser(comfy_server: ComfyServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    """One 1920x1080 page of the real frontend (a fresh profile: the first-run template browser opens)."""
+    binary = chromium_path()
+    if binary is None:
+        pytest.skip("needs Chromium: `apt-get install chromium` (or set $CHROMIUM)")
+    with Chromium(binary, tmp_path_factory.mktemp("views_profile"), 1920, 1080) as chromium:
+        page = chromium.new_page()
+        page.goto(comfy_server.url)
         page.wait_for(READY, 180)
         yield page
 
 
 @pytest.mark.parametrize("name", list(TEMPLATES))
-def test_workflow_opens_framed_in_the_real_frontend(browser: Browser, name: str) -> None:
+def test_workflow_opens_framed_in_the_real_frontend(browser: Page, name: str) -> None:
     workflow = json.loads((REPO / "workflows" / f"{TEMPLATES[name]}.json").read_text(encoding="utf-8"))
     browser.evaluate(f"window.app.loadGraphData({json.dumps(workflow)}, true, true, {json.dumps(name)}, "
                      "{showMissingModelsDialog: false})")
@@ -49,7 +52,7 @@ def test_workflow_opens_framed_in_the_real_frontend(browser: Browser, name: str)
     assert view_problems(workflow, rendered) == []
 
 
-def test_template_browser_shows_titles_pictures_and_the_pack_name(browser: Browser) -> None:
+def test_template_browser_shows_titles_pictures_and_the_pack_name(browser: Page) -> None:
     if not browser.evaluate("document.querySelectorAll('.p-dialog').length"):  # a fresh profile opens it by itself
         browser.evaluate("window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
     click = ("(() => { const e = [...document.querySelectorAll('.p-dialog li, .p-dialog [role=option]')]"
