@@ -280,21 +280,11 @@ def convert(workflow: Mapping[str, Any], schemas: Mapping[str, NodeSchema]) -> d
     return prompt
 
 
-# API name -> title of the UI workflow. ComfyUI 0.3.64's template browser shows a custom node's template under its
+# API name -> title of the UI workflow (tests/workflows/templates.json, read by the web tests too; in reading
+# order). ComfyUI 0.3.64's template browser shows a custom node's template under its
 # file name (no title field), so the UI files are named by their titles; the number orders them for readers
 # (the browser lists them in directory order) and every sorted listing. The thumbnail is ``<title>.jpg``.
-TEMPLATES: dict[str, str] = {
-    "text2music": "01 Text to music",
-    "retake": "02 Retake (a variation of a song)",
-    "batch_seeds": "03 Four songs with their own seeds",
-    "repaint": "04 Repaint seconds 10 to 30 of a song",
-    "extend": "05 Extend a song by 30 s",
-    "long_song_extend_chain": "06 Long song (extended twice to 240 s)",
-    "lyric_edit": "07 Lyric edit (change one line)",
-    "remix": "08 Remix (new genre, same lyrics)",
-    "audio2audio": "09 Audio to audio (from a reference song)",
-    "lora": "10 LoRA (RapMachine Chinese rap)",
-}
+TEMPLATES: dict[str, str] = json.loads((Path(__file__).with_name("templates.json")).read_text(encoding="utf-8"))
 API_NAMES: dict[str, str] = {title: name for name, title in TEMPLATES.items()}
 
 
