@@ -135,6 +135,11 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
                           "bfloat16/float16/float32 work too")
     run.add_argument("--overlapped-decode", action="store_true",
                      help="decode songs over 48 s in overlapping windows (less memory; upstream flag)")
+    _add_memory_and_speed_arguments(gen)
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress or info messages")
+
+
+def _add_memory_and_speed_arguments(gen: argparse.ArgumentParser) -> None:
     memory = gen.add_argument_group("memory")
     memory.add_argument("--low-vram", action="store_true",
                         help="keep the models on the CPU and move each stage's model to the GPU only while it "
@@ -152,11 +157,10 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
                             "effect on other devices")
     speed.add_argument("--compile", action="store_true",
                        help="torch.compile the DiT blocks: the first run of a shape compiles for tens of seconds; "
-                            "needs Triton on CUDA")
+                            "CUDA only (needs Triton; refused on other devices, whose backend fails on the DiT)")
     speed.add_argument("--no-batch-guidance", dest="batch_guidance", action="store_false",
                        help="run the conditional and unconditional passes of a guided step one after the other, "
                             "as the original does, instead of as one batch (for A/B checks; slower)")
-    run.add_argument("--quiet", "-q", action="store_true", help="no progress or info messages")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
