@@ -12,6 +12,10 @@ class CheckpointError(OSError):
     """A checkpoint file or folder cannot be read (missing, corrupt, truncated, pickle...)."""
 
 
+class NonFiniteResultError(ArithmeticError):
+    """A generation produced NaN or infinite latents or audio; nothing may be saved or reported as a success."""
+
+
 class CheckpointMismatchError(CheckpointError):
     """A checkpoint was read but its keys/shapes do not match the module being loaded."""
 
@@ -37,3 +41,16 @@ def check_latent_shape(latents: object, *, channels: int, height: int, name: str
         raise AceStepInputError(
             f"{name}: expected shape [B, {channels}, {height}, T] with B, T >= 1, got {list(shape)}{hint}"
         )
+
+
+def reword(message: str, words: dict[str, str]) -> str:
+    """``message`` with the core's parameter names (``audio_duration``, ``task='extend'``...) replaced by the
+    words of the interface the user used (``--duration``, a widget name), so every message names what the user
+    can change. Whole names only: a name inside a path or a longer identifier is left alone."""
+    if not words:
+        return message
+    import re
+
+    names = "|".join(re.escape(name) for name in sorted(words, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w\-/\\.'])({names})(?![\w\-/\\]|\.\w)")
+    return pattern.sub(lambda match: words[match.group(1)], message)

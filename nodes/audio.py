@@ -15,7 +15,7 @@ import torch
 
 from . import comfy_adapter as adapter
 from .latent import read_latent
-from .types import AUDIO, CATEGORY, LATENT, LATENT_TYPE, MODEL, PARAMS_KEY
+from .types import AUDIO, CATEGORY, EDIT_SOURCE_KEY, LATENT, LATENT_TYPE, LORA_KEY, LORA_WEIGHT_KEY, MODEL, PARAMS_KEY
 
 SAMPLE_RATES = ["48000", "44100"]
 OVERLAP_CHOICES = ["off", "auto", "on"]
@@ -91,6 +91,11 @@ class AceStepV1LatentToAudio:
         with adapter.models_loaded([model.codec], decode_memory_required(model.codec.module, samples, overlapped)):
             waveform = model.codec.module.decode(samples.to(model.codec.device), sample_rate=int(sample_rate),
                                                  overlapped=overlapped)
+        if not bool(torch.isfinite(waveform).all()):
+            from acestep_core.errors import NonFiniteResultError
+
+            raise NonFiniteResultError("the decoded audio contains NaN or infinite samples; the latent holds values "
+                                       "the decoder cannot turn into sound (check the sampler's settings)")
         audio = {"waveform": waveform.to(adapter.intermediate_device(), torch.float32),
                  "sample_rate": int(sample_rate)}
         if PARAMS_KEY in latent:
@@ -130,20 +135,36 @@ def _next_counter(folder: Path, base: str) -> int:
     return max(found, default=0) + 1
 
 
-def _record(audio: dict[str, Any], fmt: str, path: Path) -> dict[str, Any] | None:
+def _record(audio: dict[str, Any], fmt: str, relative_path: str) -> dict[str, Any] | None:
+    """The original app's record of the generation (``None`` for audio that does not come from our sampler):
+    paths relative to ComfyUI's folders (``audio_path`` to the output folder, a LoRA to the models folder)."""
     params = audio.get(PARAMS_KEY)
     if not isinstance(params, dict):
         return None
-    from acestep_core.cli.params_io import record_from_params
+    from acestep_core.cli.params_io import LORA_NONE, record_from_params
 
     return record_from_params(params, audio_format=fmt, actual_seeds=params.get("actual_seeds", []),
                               retake_seeds=params.get("retake_seeds"), timecosts=params.get("timecosts"),
-                              audio_path=path)
+                              audio_path=relative_path, lora_name_or_path=params.get(LORA_KEY, LORA_NONE),
+                              lora_weight=params.get(LORA_WEIGHT_KEY, 1.0), edit_source=params.get(EDIT_SOURCE_KEY))
+
+
+def comfyui_tags(prompt: Any, extra_pnginfo: Any) -> dict[str, str]:
+    """The tags ComfyUI's core audio nodes write and its frontend reads back on drop: ``prompt`` and each
+    ``extra_pnginfo`` entry (``workflow``) as JSON; ASCII, since the frontend decodes bytes as Latin-1."""
+    tags: dict[str, str] = {}
+    if prompt is not None:
+        tags["prompt"] = json.dumps(prompt, ensure_ascii=True)
+    if isinstance(extra_pnginfo, dict):
+        tags.update({str(k): json.dumps(v, ensure_ascii=True) for k, v in extra_pnginfo.items()})
+    return tags
 
 
 class AceStepV1SaveAudio:
-    """Save audio (wav / flac / mp3 / ogg) into ComfyUI's output folder with the generation parameters and the
-    workflow embedded (and the original app's _input_params.json next to it)."""
+    """Save audio (flac / mp3 / ogg / wav) into ComfyUI's output folder with the workflow embedded (drag the file
+    back onto the canvas to restore it; not for wav, which ComfyUI cannot read back), the generation parameters
+    embedded as the comment, and the original app's _input_params.json next to it. Existing files are never
+    replaced: each save takes the next free counter."""
 
     TITLE = "ACE-Step v1 Save Audio"
     CATEGORY = CATEGORY
@@ -158,48 +179,66 @@ class AceStepV1SaveAudio:
             "audio": (AUDIO, {"tooltip": "Audio to save (from Latent To Audio or any AUDIO node)."}),
             "filename_prefix": ("STRING", {"default": "audio/ACE-Step", "tooltip": (
                 "File name prefix inside the output folder; may contain sub-folders, never '..'.")}),
-            "format": (SAVE_FORMATS, {"default": "flac", "tooltip": "File format (wav = 32-bit float)."}),
+            "format": (SAVE_FORMATS, {"default": "flac", "tooltip": (
+                "File format. flac, mp3 and ogg carry the workflow (drop the file on the canvas to restore it); "
+                "wav (32-bit float) cannot be read back by ComfyUI.")}),
         }, "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}
 
     def save(self, audio: Any, filename_prefix: str, format: str, prompt: Any = None,  # noqa: A002 - widget name
              extra_pnginfo: Any = None) -> dict[str, Any]:
-        from acestep_core.audio.files import write_audio, write_sidecar
+        from acestep_core.audio.files import check_finite_waveform
 
         waveform, sample_rate = read_audio(audio)
         if format not in SAVE_FORMATS:
             raise ValueError(f"format {format!r} is not supported; choose one of {SAVE_FORMATS}")
-        root = adapter.output_directory()
+        check_finite_waveform(waveform, "audio")
+        root = adapter.output_directory().resolve()
         folder, base = safe_output_folder(root, filename_prefix)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ValueError(f"cannot create the output folder {folder}: {e}; check the output directory "
-                             "(ComfyUI --output-directory) is writable") from e
+            raise ValueError(f"cannot create the output folder {folder}: {e.strerror or e}; check that ComfyUI's "
+                             "output folder (--output-directory) is writable") from e
         counter = _next_counter(folder, base)
+        tags = comfyui_tags(prompt, extra_pnginfo)
         results = []
         for item in range(waveform.shape[0]):
-            path = folder / f"{base}_{counter + item:05}_.{format}"
-            record = _record(audio, format, path)
-            metadata = dict(record or {})
-            if prompt is not None:
-                metadata["comfyui_prompt"] = prompt
-            if isinstance(extra_pnginfo, dict):
-                metadata.update({k: v for k, v in extra_pnginfo.items() if k != "prompt"})
-            try:
-                write_audio(path, waveform[item].cpu(), sample_rate, metadata=metadata or None)
-                if record is not None:
-                    write_sidecar(path, record)
-            except OSError as e:
-                raise ValueError(f"cannot write {path}: {e}; check the output folder is writable") from e
-            subfolder = path.parent.relative_to(root.resolve()).as_posix()
+            path = _save_item(audio, waveform[item].cpu(), sample_rate, format, folder, base, counter, root, tags)
+            counter = int(re.findall(r"_(\d+)_\.", path.name)[-1]) + 1
+            subfolder = path.parent.relative_to(root).as_posix()
             results.append({"filename": path.name, "subfolder": "" if subfolder == "." else subfolder,
                             "type": "output"})
         return {"ui": {"audio": results}, "result": ()}
 
 
+def _save_item(audio: dict[str, Any], waveform: torch.Tensor, sample_rate: int, fmt: str, folder: Path, base: str,
+               counter: int, root: Path, tags: dict[str, str]) -> Path:
+    """One file + its sidecar under the first free counter from ``counter`` on (exclusive creation: concurrent
+    saves never share a name); written through temporary files, so a failure leaves nothing half-written."""
+    from acestep_core.audio.files import audio_tags, encode_audio_file, sidecar_path, sidecar_text
+    from acestep_core.safe_write import OutputGroup, OutputPathError
+
+    def names(n: int) -> list[Path]:
+        path = folder / f"{base}_{counter + n:05}_.{fmt}"
+        return [path, sidecar_path(path)] if audio.get(PARAMS_KEY) is not None else [path]
+
+    try:
+        with OutputGroup() as group:
+            reserved = group.reserve(names)
+            path = reserved[0]
+            record = _record(audio, fmt, path.relative_to(root).as_posix())
+            encode_audio_file(group.stage(path), fmt, waveform, sample_rate, tags=audio_tags(record, tags))
+            if record is not None:
+                group.stage(reserved[1]).write_text(sidecar_text(record), encoding="utf-8")
+            group.commit()
+    except (OSError, OutputPathError) as e:
+        raise ValueError(f"cannot write {folder / base}_*.{fmt}: {e}; check that ComfyUI's output folder "
+                         "(--output-directory) is writable") from e
+    return path
+
+
 def embedded_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The JSON embedded by :class:`AceStepV1SaveAudio` (tests / tools)."""
+    """The generation record embedded by :class:`AceStepV1SaveAudio` (tests / tools)."""
     from acestep_core.audio.files import read_embedded_params
 
-    data = read_embedded_params(path)
-    return json.loads(data) if isinstance(data, str) else data
+    return read_embedded_params(path)

@@ -9,10 +9,13 @@ tokens to :func:`acestep_core.sampling.pipeline.generate`, which runs the text e
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .types import CATEGORY, CONDITIONING, GUIDANCE, MODEL
 from .web_events import LYRIC_REPORT_KEY, lyric_report_json
+
+logger = logging.getLogger(__name__)
 
 
 def format_report(report: Any) -> str:
@@ -40,18 +43,23 @@ def encode_texts(model: Any, tags: str, lyrics: str) -> dict[str, Any]:
     """Tokenize ``tags`` and ``lyrics`` with the model's tokenizers (lyric errors raised here, not mid-sampling)."""
     if not isinstance(tags, str) or not isinstance(lyrics, str):
         raise ValueError("tags and lyrics must be text")
-    tokens = model.prompt_tokenizer()(tags)
+    tokenizer = model.prompt_tokenizer()
+    tokens = tokenizer(tags)
     conditioning: dict[str, Any] = {
         "prompt": tags, "lyrics": lyrics,
         "prompt_tokens": (tokens.input_ids, tokens.attention_mask),
         "lyric_tokens": None, "report": "no lyrics (instrumental)", "report_json": lyric_report_json(None),
     }
     if lyrics.strip():
-        tokenizer = model.lyric_tokenizer()
-        report = tokenizer.inspect(lyrics)
-        encoded = tokenizer.encode(lyrics)
+        lyric_tokenizer = model.lyric_tokenizer()
+        report = lyric_tokenizer.inspect(lyrics)
+        encoded = lyric_tokenizer.encode(lyrics)
         conditioning.update(lyric_tokens=(encoded.ids, encoded.mask), report=format_report(report),
                             report_json=lyric_report_json(report))
+    cut = tokenizer.truncation_warning(tags)
+    if cut:
+        logger.warning("ACE-Step Text Encode: %s", cut)
+        conditioning["report"] = f"warning: {cut}\n{conditioning['report']}"
     return conditioning
 
 

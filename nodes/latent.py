@@ -79,7 +79,9 @@ class AceStepV1EmptyLatent:
     def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI API name
         return {"required": {
             "seconds": ("FLOAT", {"default": 60.0, "min": 1.0, "max": MAX_SECONDS, "step": 0.1,
-                                  "tooltip": "Duration of the song in seconds (at most 240; longer with extend)."}),
+                                  "tooltip": ("Duration of the song in seconds (at most 240; longer with extend). The "
+                                              "model works in latent frames of 0.093 s, rounded down as the "
+                                              "original app: 60 s gives 59.91 s.")}),
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 64,
                                    "tooltip": "Songs generated at once (one seed each)."}),
         }}
@@ -143,9 +145,12 @@ class AceStepV1RepaintWindow:
         samples = _require_source(latent, "repaint window")
         duration = latent_seconds(samples)
         start, end = seconds_to_frames(start_s), seconds_to_frames(end_s)
-        if not 0 <= start_s < end_s or end > samples.shape[-1]:
-            raise ValueError(f"repaint window [{start_s}, {end_s}] s is outside the audio (0 .. {duration:.2f} s); "
-                             "use 0 <= start_s < end_s <= the song length (to add audio, use the extend node)")
+        if start_s < 0 or end_s <= start_s:
+            raise ValueError(f"repaint window: end_s ({end_s} s) must be after start_s ({start_s} s), and start_s "
+                             "at least 0; set end_s larger than start_s")
+        if end > samples.shape[-1]:
+            raise ValueError(f"repaint window: end_s {end_s} s is past the end of the song ({duration:.2f} s); use "
+                             "end_s <= the song length (to add audio after it, use the Extend Latent node)")
         if end <= start:
             raise ValueError(f"repaint window [{start_s}, {end_s}] s is shorter than one latent frame (0.093 s)")
         if not 0 < variance <= 1:

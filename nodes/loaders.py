@@ -29,6 +29,8 @@ DOWNLOAD_CHOICE = "download: ACE-Step/ACE-Step-v1-3.5B"
 FOLDER_PREFIX = "ace_step/"
 OFFLINE_HINT = ("put the ACE-Step-v1-3.5B folder into ComfyUI/models/ace_step/ (or ComfyUI's single file into "
                 "models/checkpoints/) and pick it in the loader's ckpt_name")
+NODE_VOCAB_HINT = ("Set the loader's lyric_vocab input to the file's path, or put it next to the checkpoint as "
+                   "vocab.json (ComfyUI's own copy is found automatically when ComfyUI has it).")
 DTYPE_CHOICES = ["auto", "bf16", "fp16", "fp32"]
 SINGLE_FILE_SENTINEL = "model.diffusion_model.genre_embedder.weight"
 _header_cache: dict[tuple[str, float, int], bool] = {}
@@ -45,6 +47,7 @@ class AceStepModel:
     codec: adapter.ModelHandle
     tokenizer: Any  # acestep_core TokenizerSource
     lyric_vocab: str = ""
+    loras: tuple[Any, ...] = ()  # (recorded name, LoraSpec) of each LoRA Loader applied, in order
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def prompt_tokenizer(self) -> Any:
@@ -61,9 +64,13 @@ class AceStepModel:
     def lyric_tokenizer(self) -> Any:
         if "lyrics" not in self._cache:
             from acestep_core.lyrics import LyricTokenizer, resolve_lyric_vocab
+            from acestep_core.lyrics.vocab import LyricVocabError, vocab_message
 
-            vocab = resolve_lyric_vocab(self.lyric_vocab or None, checkpoint=self.source,
-                                        comfyui_root=adapter.comfyui_root())
+            try:
+                vocab = resolve_lyric_vocab(self.lyric_vocab or None, checkpoint=self.source,
+                                            comfyui_root=adapter.comfyui_root())
+            except LyricVocabError as e:
+                raise LyricVocabError(vocab_message(e, NODE_VOCAB_HINT)) from e
             self._cache["lyrics"] = LyricTokenizer.from_vocab(vocab)
         return self._cache["lyrics"]
 

@@ -7,9 +7,11 @@ Choices listed (stable names, workflows store them):
 * ``ace_step/<folder>``: official-layout LoRA folders (``pytorch_lora_weights.safetensors`` +
   ``adapter_config.json``) in the ``ace_step`` model folders.
 
-Strength 1.0 = the LoRA as trained (alpha / r, alpha / sqrt(r) with rsLoRA; see :mod:`acestep_core.lora.merge`). The
-original ACE-Step app applies LoRAs at ``lora_weight * r / alpha`` of that (RapMachine: its UI weight 1.0 =
-strength 0.5 here).
+Strength 1.0 = the LoRA as trained: scale alpha / r (alpha / sqrt(r) with rsLoRA; see
+:mod:`acestep_core.lora.merge`). The original ACE-Step app ignores alpha (scale = its lora_weight w), so its w
+equals strength ``w / (alpha / r)`` here (``w / (alpha / sqrt(r))`` with rsLoRA). RapMachine (r 256, alpha 32,
+rsLoRA: trained scale 32 / 16 = 2): the app's w = 1.0 is strength 0.5. The scale used, and why, is logged and shown
+on the node (a LoRA without ``adapter_config.json`` beside it gets alpha = r, with a warning).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ logger = logging.getLogger(__name__)
 FOLDER_PREFIX = "ace_step/"
 FROM_INPUT_CHOICE = "(from the lora_path input)"  # listed last: lets a workflow load a LoRA trained in the same run
 PEFT_WEIGHTS_FILE = "pytorch_lora_weights.safetensors"
-STRENGTH_RANGE = (-3.0, 3.0)  # the original app's UI range
 _CACHE_SIZE = 4
 _lora_cache: dict[tuple[str, float, int], Any] = {}
 
@@ -89,6 +90,8 @@ class AceStepV1LoraLoader:
 
     @classmethod
     def INPUT_TYPES(cls) -> dict[str, Any]:  # noqa: N802 - ComfyUI API name
+        from acestep_core.lora.merge import STRENGTH_RANGE  # the original app's UI range (lazy import)
+
         low, high = STRENGTH_RANGE
         return {
             "required": {
@@ -100,9 +103,9 @@ class AceStepV1LoraLoader:
                     f"Flux, ACE-Step 1.5) are refused. {FROM_INPUT_CHOICE}: the LoRA named by the connected "
                     "lora_path input (e.g. one trained by Train LoRA in the same run).")}),
                 "strength": ("FLOAT", {"default": 1.0, "min": low, "max": high, "step": 0.01, "tooltip": (
-                    "1.0 = the LoRA as trained (alpha/r, alpha/sqrt(r) with rsLoRA); 0 = off; negative values "
-                    "invert it. The original ACE-Step app's lora_weight w equals strength w*r/alpha (RapMachine: "
-                    "w/2).")}),
+                    "1.0 = the LoRA as trained (scale alpha/r, alpha/sqrt(r) with rsLoRA); 0 = off; negative values "
+                    "invert it. The original ACE-Step app ignores alpha: its lora_weight w = strength w / (alpha/r) "
+                    "here (RapMachine, alpha/sqrt(r) = 2: w 1.0 = strength 0.5).")}),
             },
             "optional": {
                 "lora_path": ("STRING", {"forceInput": True, "tooltip": (
@@ -111,18 +114,23 @@ class AceStepV1LoraLoader:
             },
         }
 
-    def apply(self, model: Any, lora_name: str, strength: float, lora_path: str | None = None) -> tuple[Any]:
-        from acestep_core.lora.merge import LoraSpec
+    def apply(self, model: Any, lora_name: str, strength: float, lora_path: str | None = None) -> dict[str, Any]:
+        from acestep_core.lora.merge import LoraError, LoraSpec, check_strength, scale_note
 
-        low, high = STRENGTH_RANGE
-        if not low <= strength <= high:
-            raise ValueError(f"strength {strength}: must be between {low} and {high}")
+        try:
+            check_strength(strength, "strength")
+        except LoraError as e:
+            raise ValueError(str(e)) from e
         if lora_path and lora_path.strip():
             lora_name = lora_path.strip()
         elif lora_name == FROM_INPUT_CHOICE:
             raise ValueError(f"lora_name {FROM_INPUT_CHOICE!r} needs the lora_path input connected (e.g. to Train "
                              "LoRA's lora_path output); or pick a LoRA from the list")
         lora = read_lora_cached(resolve_lora(lora_name))
-        handle = adapter.add_loras(model.transformer, (LoraSpec(lora, float(strength), "trained"),))
-        logger.info("ACE-Step: LoRA %s at strength %g (%d modules)", lora_name, strength, len(lora.modules))
-        return (dataclasses.replace(model, transformer=handle),)
+        spec = LoraSpec(lora, float(strength), "trained")
+        handle = adapter.add_loras(model.transformer, (spec,))
+        note, assumed = scale_note(spec)
+        (logger.warning if assumed else logger.info)("ACE-Step: %s (%d modules)", note, len(lora.modules))
+        recorded = lora_name if lora_name.startswith(FOLDER_PREFIX) else f"{adapter.LORAS_FOLDER}/{lora_name}"
+        out = dataclasses.replace(model, transformer=handle, loras=(*model.loras, (recorded, spec)))
+        return {"ui": {"text": [("warning: " if assumed else "") + note]}, "result": (out,)}

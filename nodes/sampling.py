@@ -32,7 +32,21 @@ from acestep_core.timing import frames_to_duration, seconds_to_frames
 from . import comfy_adapter as adapter
 from .conditioning import GUIDANCE_DEFAULTS
 from .latent import has_audio, read_latent
-from .types import CATEGORY, CONDITIONING, GUIDANCE, LATENT, LATENT_TYPE, MAX_SECONDS, MODEL, PARAMS_KEY, TASK_KEY
+from .types import (
+    CATEGORY,
+    CONDITIONING,
+    EDIT_SOURCE_KEY,
+    GUIDANCE,
+    LATENT,
+    LATENT_TYPE,
+    LORA_KEY,
+    LORA_WEIGHT_KEY,
+    MAX_SECONDS,
+    MODEL,
+    PARAMS_KEY,
+    TASK_KEY,
+)
+from .words import in_node_words
 
 SEED_MAX = 2**32 - 1
 # the optional ``acceleration`` input: label -> acestep_core.runtime.accel.Acceleration arguments
@@ -63,8 +77,11 @@ def parse_seed_list(text: str, batch: int, name: str) -> list[int] | None:
     text = (text or "").strip()
     if not text:
         return None
+    parts = [part.strip() for part in text.replace(";", ",").split(",")]
+    if not all(parts):
+        raise ValueError(f"{name}: {text!r} has an empty entry between commas; write integers like '1, 2, 3'")
     try:
-        seeds = [int(part) for part in text.replace(";", ",").split(",") if part.strip()]
+        seeds = [int(part) for part in parts]
     except ValueError as e:
         raise ValueError(f"{name}: cannot read {text!r} as seeds; write integers separated by commas") from e
     if len(seeds) == 1:
@@ -95,6 +112,12 @@ def _guidance_fields(guidance: dict[str, Any] | None) -> dict[str, Any]:
     return {**options, "oss_steps": oss.strip() or None if isinstance(oss, str) else oss}
 
 
+def _duration(frames: int) -> float:
+    """``audio_duration`` for a latent of ``frames`` (what the record says; the model's window at most, as the CLI:
+    tasks with a source take their length from it, and a too-long source is refused with its own message)."""
+    return min(frames_to_duration(frames), MAX_SECONDS)
+
+
 def _task_fields(latent: dict[str, Any], samples: torch.Tensor, retake_variance: float,
                  audio2audio_strength: float) -> tuple[dict[str, Any], torch.Tensor | None, torch.Tensor | None]:
     """``GenerationParams`` task fields + (src_latents, ref_latents) for the mapping in the module docstring."""
@@ -104,19 +127,19 @@ def _task_fields(latent: dict[str, Any], samples: torch.Tensor, retake_variance:
     frames = samples.shape[-1]
     if marker is not None and marker.get("task") == "repaint":
         return ({"task": "repaint", "repaint_start": marker["start_s"], "repaint_end": marker["end_s"],
-                 "retake_variance": marker["variance"], "audio_duration": frames_to_duration(frames)}, samples, None)
+                 "retake_variance": marker["variance"], "audio_duration": _duration(frames)}, samples, None)
     if marker is not None and marker.get("task") == "extend":
         left, right = marker["left_frames"], marker["right_frames"]
         src = samples[..., left:frames - right]
         start, end = extend_window_for_frames(src.shape[-1], marker["left_s"], marker["right_s"])
         return ({"task": "extend", "repaint_start": start, "repaint_end": end, "retake_variance": marker["variance"],
-                 "audio_duration": frames_to_duration(src.shape[-1])}, src, None)
+                 "audio_duration": _duration(src.shape[-1])}, src, None)
     if marker is not None:
         raise ValueError(f"latent: unknown ACE-Step task marker {marker!r}")
     if has_audio(samples):
         return ({"task": "text2music", "audio2audio_enable": True, "ref_audio_strength": audio2audio_strength,
-                 "audio_duration": frames_to_duration(frames)}, None, samples)
-    fields = {"task": "retake" if retake_variance > 0 else "text2music", "audio_duration": frames_to_duration(frames)}
+                 "audio_duration": _duration(frames)}, None, samples)
+    fields = {"task": "retake" if retake_variance > 0 else "text2music", "audio_duration": _duration(frames)}
     if retake_variance > 0:
         fields["retake_variance"] = retake_variance
     return fields, None, None
@@ -158,6 +181,40 @@ def _acceleration_input() -> dict[str, Any]:
                                                           "tooltip": ACCELERATION_TOOLTIP})}
 
 
+def _accelerate(accel: Any, choice: str | None, device: Any) -> Any:
+    """The acceleration for ``device``: an explicitly chosen torch.compile is dropped with one warning off CUDA (its
+    CPU backend fails on the DiT blocks); the default plans compile only where it is safe, silently."""
+    import dataclasses
+    import logging
+
+    explicit = LEGACY_ACCELERATION.get(choice or "", choice) not in (None, DEFAULT_ACCELERATION)
+    if explicit and accel.compile and getattr(device, "type", "cpu") != "cuda":
+        logging.getLogger(__name__).warning(
+            "ACE-Step: acceleration %r: torch.compile works on CUDA only, this server runs on %s; sampling without "
+            "it (choose %r to silence this)", choice, device, DEFAULT_ACCELERATION)
+        accel = dataclasses.replace(accel, compile=False)
+    return accel
+
+
+def _lora_record(model: Any) -> dict[str, Any]:
+    """What the save node records of the model's LoRAs: the first one (the original app's format has one), with
+    the original app's lora_weight that reproduces it (strength x trained scale)."""
+    loras = getattr(model, "loras", ())
+    if not loras:
+        return {}
+    from acestep_core.lora.merge import unit_scale
+
+    name, spec = loras[0]
+    if len(loras) > 1:
+        import logging
+
+        logging.getLogger(__name__).warning("ACE-Step: the saved _input_params.json names one LoRA only (the original "
+                                            "app's format): %s; the workflow embedded in the audio has them all", name)
+    scales = {unit_scale(spec.lora, mod, spec.rule) for mod in spec.lora.modules.values()}
+    weight = spec.strength * scales.pop() if len(scales) == 1 else spec.strength
+    return {LORA_KEY: name, LORA_WEIGHT_KEY: weight}
+
+
 def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[str, Any]],
                    src: torch.Tensor | None, ref: torch.Tensor | None, node_id: str | None,
                    acceleration: str | None = None) -> dict[str, Any]:
@@ -165,34 +222,47 @@ def run_generation(model: Any, fields: dict[str, Any], conditionings: list[dict[
 
     CUDA graphs captured for the run stay cached for the next prompts while ComfyUI keeps the transformer loaded
     (the loader releases them when ComfyUI unloads it, see ``adapter.wrap_module``); standalone, where the models
-    leave the GPU after each run, they are released at the end of the run."""
+    leave the GPU after each run, they are released at the end of the run. Errors name the widgets to change
+    (:mod:`nodes.words`); NaN / inf latents are an error naming the likely cause."""
+    from acestep_core.errors import AceStepInputError, NonFiniteResultError
     from acestep_core.runtime.accel import release_cuda_graphs
     from acestep_core.sampling.pipeline import GenerationInterrupted, GenerationParams, generate
+    from acestep_core.sampling.validation import check_finite_result
 
     accel = acceleration_from_choice(acceleration)
     params = GenerationParams(**fields)
-    params.validate()
-    encode_prompt, encode_lyrics = _encoders(*conditionings)
-    handles = [model.transformer, model.text_encoder]
-    with adapter.models_loaded(handles, sampling_memory_required(model, params, src, ref)):
-        device = model.transformer.device
-        bar = adapter.ProgressBar(params.infer_step, node_id)
-        try:
-            result = generate(SimpleNamespace(transformer=model.transformer.module,
-                                              text_encoder=model.text_encoder.module),
-                              params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
-                              src_latents=None if src is None else src.to(device),
-                              ref_latents=None if ref is None else ref.to(device), device=device, dtype=model.dtype,
-                              callback=lambda info: bar.update(info.step, info.total),
-                              should_stop=adapter.interrupt_requested, acceleration=accel)
-        except GenerationInterrupted as e:
-            adapter.raise_interrupted(e)
-            raise
-        finally:
-            if not adapter.keeps_models_loaded():  # standalone: the weights move away, the graphs' memory goes
-                release_cuda_graphs(model.transformer.module)
-    samples = result.latents.to(adapter.intermediate_device(), torch.float32)
-    return {"samples": samples, "type": LATENT_TYPE, PARAMS_KEY: result.params}
+    try:
+        params.validate()
+        encode_prompt, encode_lyrics = _encoders(*conditionings)
+        handles = [model.transformer, model.text_encoder]
+        with adapter.models_loaded(handles, sampling_memory_required(model, params, src, ref)):
+            device = model.transformer.device
+            accel = _accelerate(accel, acceleration, device)
+            bar = adapter.ProgressBar(params.infer_step, node_id)
+            try:
+                result = generate(SimpleNamespace(transformer=model.transformer.module,
+                                                  text_encoder=model.text_encoder.module),
+                                  params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
+                                  src_latents=None if src is None else src.to(device),
+                                  ref_latents=None if ref is None else ref.to(device), device=device,
+                                  dtype=model.dtype, callback=lambda info: bar.update(info.step, info.total),
+                                  should_stop=adapter.interrupt_requested, acceleration=accel)
+            except GenerationInterrupted as e:
+                adapter.raise_interrupted(e)
+                raise
+            finally:
+                if not adapter.keeps_models_loaded():  # standalone: the weights move away, the graphs' memory goes
+                    release_cuda_graphs(model.transformer.module)
+        samples = result.latents.to(adapter.intermediate_device(), torch.float32)
+        check_finite_result(samples, "latents", params, model.dtype)
+    except AceStepInputError as e:
+        raise AceStepInputError(in_node_words(str(e))) from e
+    except NonFiniteResultError as e:
+        raise NonFiniteResultError(in_node_words(str(e))) from e
+    record = {**result.params, **_lora_record(model)}
+    if params.task == "edit":
+        record[EDIT_SOURCE_KEY] = (params.prompt or "", params.lyrics or "")
+    return {"samples": samples, "type": LATENT_TYPE, PARAMS_KEY: record}
 
 
 def _common_inputs() -> dict[str, Any]:
@@ -301,6 +371,10 @@ class AceStepV1FlowEdit:
              unique_id: str | None = None) -> tuple[dict[str, Any]]:
         source = _check_conditioning(source_conditioning, "source_conditioning")
         target = _check_conditioning(target_conditioning, "target_conditioning")
+        if (source["prompt"], source["lyrics"]) == (target["prompt"], target["lyrics"]):
+            raise ValueError("flow edit: source_conditioning and target_conditioning have the same tags and lyrics, "
+                             "so nothing would change; write the new tags and/or lyrics into the Text Encode node "
+                             "connected to target_conditioning")
         samples = read_latent(latent)
         if not has_audio(samples) or latent.get(TASK_KEY) is not None:
             raise ValueError("flow edit needs the unmarked latent of the source song (from Audio To Latent or a "
@@ -312,7 +386,7 @@ class AceStepV1FlowEdit:
             "edit_target_prompt": target["prompt"], "edit_target_lyrics": target["lyrics"],
             "edit_n_min": edit_n_min, "edit_n_max": edit_n_max, "edit_n_avg": edit_n_avg,
             "infer_step": steps, "guidance_scale": guidance_scale, "scheduler_type": scheduler,
-            "audio_duration": frames_to_duration(samples.shape[-1]), "batch_size": batch,
+            "audio_duration": _duration(samples.shape[-1]), "batch_size": batch,
             "manual_seeds": item_seeds, "retake_seeds": item_seeds,
         }
         return (run_generation(model, fields, [source, target], samples, None, unique_id, acceleration),)

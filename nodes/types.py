@@ -27,4 +27,8 @@ LATENT_CHANNELS = 8
 LATENT_HEIGHT = 16
 TASK_KEY = "acestep_task"
 PARAMS_KEY = "acestep_params"
+# extra entries of the PARAMS_KEY record (the sampler's): the LoRA to record, and a flow edit's source texts
+LORA_KEY = "acestep_lora_name_or_path"  # relative to ComfyUI's models folder ("loras/<file>", "ace_step/<folder>")
+LORA_WEIGHT_KEY = "acestep_lora_weight"  # the original app's lora_weight that reproduces the run
+EDIT_SOURCE_KEY = "acestep_edit_source"  # (source tags, source lyrics) of a flow edit
 MAX_SECONDS = MAX_DURATION_S  # the model's window; longer songs are made with Extend

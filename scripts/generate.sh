@@ -6,6 +6,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 if [ ! -x "$ROOT/.venv/bin/python" ]; then
+  echo "first use: creating $ROOT/.venv and installing PyTorch and the requirements (about 5 GB of downloads," \
+       "a few minutes; once)" >&2
   bash "$ROOT/scripts/setup_env.sh" >&2
 fi
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$ROOT/.venv/bin/python" -m acestep_core generate "$@"

@@ -13,4 +13,6 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "$TORCH_SPEC" "$TORCHAUDIO_SPEC"
 .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+# this package itself (editable, no dependencies): `acestep-core` and `python -m acestep_core` from any folder
+.venv/bin/python -m pip install --quiet --no-deps -e .
 .venv/bin/python -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__)"

@@ -5,17 +5,23 @@ Reading mirrors upstream ``MusicDCAE.load_audio`` (``torchaudio.load`` + mono du
 resampling to 44.1 kHz happens in :meth:`acestep_core.audio.codec.AudioCodec.encode`, as upstream.
 Files with more than two channels are refused (upstream would break inside the DCAE).
 
-Writing mirrors upstream ``save_wav_file`` (48 kHz float waveform, format from the extension) with two
-deliberate additions: the parameters JSON is embedded as the ``comment`` text field (Vorbis comment in
-flac/ogg, ID3 comment in mp3, a ``LIST/INFO/ICMT`` chunk in wav) and integer/lossy formats are clipped
-to [-1, 1] (libsndfile does not clip when converting floats). WAV stays 32-bit float and unclipped like
-upstream. libsndfile keeps at most ~2 KB of WAV text, so WAV metadata is written by this module itself.
+Writing mirrors upstream ``save_wav_file`` (48 kHz float waveform, format from the extension); WAV stays
+32-bit float and unclipped like upstream.
+
+Divergences from upstream's writing:
+
+* the parameters JSON is embedded as the file's comment, and other tags (ComfyUI's ``prompt`` / ``workflow``)
+  get tags of their own (:mod:`acestep_core.audio.tags`);
+* integer/lossy formats are clipped to [-1, 1] (libsndfile does not clip when converting floats);
+* non-finite samples are refused (upstream writes NaN audio);
+* every file goes through a temporary file and never replaces an existing one unless asked
+  (:mod:`acestep_core.safe_write`; upstream overwrites).
 """
 
 from __future__ import annotations
 
 import json
-import struct
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +31,24 @@ import numpy as np
 import torch
 
 from ..errors import AceStepInputError
+from ..safe_write import atomic_write, variant_path
+from .tags import COMMENT, SOFTWARE, TITLE, TagError, read_tags, write_tags
 
 __all__ = [
     "SUPPORTED_FORMATS",
     "AudioFileError",
     "AudioInfo",
+    "audio_tags",
+    "check_finite_waveform",
+    "encode_audio_file",
     "format_from_path",
+    "is_folder_target",
     "output_paths",
     "probe_audio",
     "read_audio",
     "read_embedded_params",
     "sidecar_path",
+    "sidecar_text",
     "write_audio",
     "write_sidecar",
 ]
@@ -51,7 +64,6 @@ _WRITE_FORMATS: dict[str, tuple[str, str]] = {
 METADATA_TITLE = "ACE-Step v1 generation"
 METADATA_SOFTWARE = "acestep_core"
 SIDECAR_SUFFIX = "_input_params.json"
-_WAV_INFO_IDS = {"comment": b"ICMT", "title": b"INAM", "software": b"ISFT"}
 
 
 class AudioFileError(AceStepInputError):
@@ -92,14 +104,24 @@ def format_from_path(path: str | Path) -> str:
     return ext
 
 
-def output_paths(output: str | Path | None, *, batch_size: int = 1, default_format: str = "wav") -> list[Path]:
-    """Audio paths for a run: ``output`` itself (an existing folder gets ``output_<YYYYmmddHHMMSS>.<fmt>`` inside,
-    ``None`` the same under ``outputs/``, as upstream); batches get ``_0``, ``_1``... before the extension."""
+def is_folder_target(output: str | Path) -> bool:
+    """``--output`` names a folder: an existing one, or a path written with a trailing ``/``."""
+    text = str(output)
+    return text.endswith(("/", os.sep)) or Path(text).expanduser().is_dir()
+
+
+def output_paths(output: str | Path | None, *, batch_size: int = 1, default_format: str = "wav",
+                 variant: int = 0, stamp: str | None = None) -> list[Path]:
+    """Audio paths for a run: ``output`` itself (a folder, existing or written with a trailing ``/``, gets
+    ``output_<YYYYmmddHHMMSS>.<fmt>`` inside, ``None`` the same under ``outputs/``, as upstream); batches get
+    ``_0``, ``_1``... before the extension. ``variant`` n > 0 names the n-th alternative when those names are
+    taken (``song-1.wav``, ``song-1_0.wav``; :func:`acestep_core.safe_write.variant_path`)."""
     fmt = default_format if default_format in SUPPORTED_FORMATS else "wav"
-    target = Path("outputs") if output is None else Path(output).expanduser()
-    if output is None or target.is_dir():
-        target = target / f"output_{time.strftime('%Y%m%d%H%M%S')}.{fmt}"
+    target = Path("outputs/") if output is None else Path(output).expanduser()
+    if output is None or is_folder_target(output):
+        target = target / f"output_{stamp or time.strftime('%Y%m%d%H%M%S')}.{fmt}"
     format_from_path(target)
+    target = variant_path(target, variant)
     if batch_size == 1:
         return [target]
     return [target.with_name(f"{target.stem}_{index}{target.suffix}") for index in range(batch_size)]
@@ -168,119 +190,83 @@ def _as_channels_last(audio: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array.T.astype(np.float32))  # [N, C]
 
 
-def _metadata_text(metadata: dict[str, Any] | str | None, fmt: str) -> str | None:
+def _metadata_text(metadata: dict[str, Any] | str | None) -> str | None:
     if metadata is None or isinstance(metadata, str):
         return metadata
-    # libsndfile stores MP3 (ID3) text as Latin-1: keep the JSON pure ASCII there (\uXXXX escapes).
-    return json.dumps(metadata, ensure_ascii=fmt == "mp3")
+    return json.dumps(metadata, ensure_ascii=False)
 
 
-def write_audio(path: str | Path, audio: torch.Tensor | np.ndarray, sample_rate: int, *,
-                metadata: dict[str, Any] | str | None = None) -> Path:
-    """Write ``audio`` ``[C, N]`` (or ``[N]``) at ``sample_rate`` to ``path``; the format comes from the extension.
+def check_finite_waveform(audio: torch.Tensor | np.ndarray, what: str) -> None:
+    """Raise :class:`AudioFileError` if a waveform holds NaN or infinite samples (nothing is written then)."""
+    array = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(array.size - np.count_nonzero(finite))
+        raise AudioFileError(f"{what}: {bad} of {array.size} samples are NaN or infinite; nothing was written")
 
-    ``metadata`` (a dict is stored as JSON) goes into the file's ``comment`` text field. Parent folders are
-    created. Returns the path written.
-    """
+
+def encode_audio_file(target: str | Path, fmt: str, audio: torch.Tensor | np.ndarray, sample_rate: int, *,
+                      tags: dict[str, str] | None = None) -> None:
+    """Encode ``audio`` ``[C, N]`` (or ``[N]``) as ``fmt`` into the file ``target`` (any name, e.g. a temporary
+    one) and give it the text ``tags`` (:mod:`acestep_core.audio.tags`). Refuses non-finite samples."""
     sf = _soundfile()
-    path = Path(path).expanduser()
-    fmt = format_from_path(path)
     major, subtype = _WRITE_FORMATS[fmt]
     if major not in sf.available_formats():
         raise AudioFileError(
-            f"output {path}: this soundfile/libsndfile ({sf.__libsndfile_version__}) cannot write {fmt}; "
+            f"output .{fmt}: this soundfile/libsndfile ({sf.__libsndfile_version__}) cannot write {fmt}; "
             "write .wav or .flac instead (or upgrade soundfile, whose wheels bundle libsndfile >= 1.1 with MP3)"
         )
     frames = _as_channels_last(audio)
+    check_finite_waveform(frames, "audio to write")
     if subtype != "FLOAT":
         frames = np.clip(frames, -1.0, 1.0)
-    text = _metadata_text(metadata, fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with sf.SoundFile(str(path), "w", samplerate=int(sample_rate), channels=frames.shape[1],
+        with sf.SoundFile(str(target), "w", samplerate=int(sample_rate), channels=frames.shape[1],
                           format=major, subtype=subtype) as handle:
-            if text is not None and fmt != "wav":
-                handle.title = METADATA_TITLE
-                handle.software = METADATA_SOFTWARE
-                handle.comment = text
             handle.write(frames)
-    except (RuntimeError, OSError) as e:
-        raise AudioFileError(f"output {path}: cannot write {fmt}: {e}") from e
-    if text is not None and fmt == "wav":
-        _append_wav_info(path, {"title": METADATA_TITLE, "software": METADATA_SOFTWARE, "comment": text})
-    return path
+        if tags:
+            write_tags(target, fmt, tags)
+    except (RuntimeError, OSError, TagError) as e:
+        raise AudioFileError(f"cannot write {fmt} audio: {e}") from e
 
 
-def _append_wav_info(path: Path, fields: dict[str, str]) -> None:
-    """Append a ``LIST/INFO`` chunk (ICMT/INAM/ISFT, NUL-terminated UTF-8) and fix the RIFF size."""
-    body = b"INFO"
-    for name, value in fields.items():
-        data = value.encode("utf-8") + b"\0"
-        body += _WAV_INFO_IDS[name] + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
-    chunk = b"LIST" + struct.pack("<I", len(body)) + body
-    with open(path, "r+b") as fh:
-        header = fh.read(12)
-        if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
-            raise AudioFileError(f"output {path}: not a RIFF/WAVE file, cannot embed metadata")
-        fh.seek(0, 2)
-        size = fh.tell()
-        if size % 2:
-            fh.write(b"\0")
-            size += 1
-        new_riff_size = size + len(chunk) - 8
-        if new_riff_size >= 2**32:
-            raise AudioFileError(f"output {path}: WAV larger than 4 GiB; write .flac instead")
-        fh.write(chunk)
-        fh.seek(4)
-        fh.write(struct.pack("<I", new_riff_size))
+def audio_tags(metadata: dict[str, Any] | str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The tags of a file we write: ``extra`` first (e.g. ComfyUI's ``prompt`` / ``workflow``), then title,
+    software and the parameter record (JSON) as the comment."""
+    text = _metadata_text(metadata)
+    tags = dict(extra or {})
+    if text is not None or tags:
+        tags.update({TITLE: METADATA_TITLE, SOFTWARE: METADATA_SOFTWARE})
+    if text is not None:
+        tags[COMMENT] = text
+    return tags
 
 
-def _read_wav_comment(path: Path) -> str | None:
-    """The ``ICMT`` text of a WAV file's ``LIST/INFO`` chunk (``None`` if absent)."""
-    with open(path, "rb") as fh:
-        header = fh.read(12)
-        if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
-            return None
-        while True:
-            head = fh.read(8)
-            if len(head) < 8:
-                return None
-            chunk_id, size = head[:4], struct.unpack("<I", head[4:])[0]
-            if chunk_id == b"LIST":
-                body = fh.read(size)
-                if body[:4] == b"INFO":
-                    found = _find_info_field(body[4:], _WAV_INFO_IDS["comment"])
-                    if found is not None:
-                        return found
-                if size % 2:
-                    fh.read(1)
-            else:
-                fh.seek(size + (size % 2), 1)
+def write_audio(path: str | Path, audio: torch.Tensor | np.ndarray, sample_rate: int, *,
+                metadata: dict[str, Any] | str | None = None, extra_tags: dict[str, str] | None = None,
+                overwrite: bool = False, unique: bool = False) -> Path:
+    """Write ``audio`` ``[C, N]`` (or ``[N]``) at ``sample_rate`` to ``path``; the format comes from the extension.
 
-
-def _find_info_field(body: bytes, field_id: bytes) -> str | None:
-    offset = 0
-    while offset + 8 <= len(body):
-        sub_id, size = body[offset:offset + 4], struct.unpack("<I", body[offset + 4:offset + 8])[0]
-        if sub_id == field_id:
-            return body[offset + 8:offset + 8 + size].rstrip(b"\0").decode("utf-8", errors="replace")
-        offset += 8 + size + (size % 2)
-    return None
+    ``metadata`` (a dict is stored as JSON) goes into the file's comment, ``extra_tags`` into tags of their own.
+    The file is written to a temporary name and moved into place (:mod:`acestep_core.safe_write`): an existing
+    file is kept unless ``overwrite`` (``unique``: the next free name is used). Returns the path written.
+    """
+    path = Path(path).expanduser()
+    fmt = format_from_path(path)
+    tags = audio_tags(metadata, extra_tags)
+    return atomic_write(path, lambda tmp: encode_audio_file(tmp, fmt, audio, sample_rate, tags=tags),
+                        overwrite=overwrite, unique=unique)
 
 
 def read_embedded_params(path: str | Path) -> dict[str, Any] | None:
     """The parameters JSON embedded by :func:`write_audio` (``None`` if the file has none or it is not JSON)."""
     path = Path(path).expanduser()
     _check_readable(path, "audio")
-    if path.suffix.lower() == ".wav":
-        text = _read_wav_comment(path)
-    else:
-        sf = _soundfile()
-        try:
-            with sf.SoundFile(str(path)) as handle:
-                text = handle.comment or None
-        except (RuntimeError, OSError) as e:
-            raise AudioFileError(f"audio: cannot read {path}: {e}") from e
+    fmt = path.suffix.lower().lstrip(".")
+    try:
+        text = read_tags(path, fmt).get(COMMENT) if fmt in SUPPORTED_FORMATS else None
+    except (OSError, TagError) as e:
+        raise AudioFileError(f"audio: cannot read the tags of {path}: {e}") from e
     if not text:
         return None
     try:
@@ -296,10 +282,15 @@ def sidecar_path(audio_path: str | Path) -> Path:
     return audio_path.with_name(audio_path.stem + SIDECAR_SUFFIX)
 
 
-def write_sidecar(audio_path: str | Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as ``<stem>_input_params.json`` next to ``audio_path`` (indent 4, UTF-8, like upstream)."""
-    target = sidecar_path(audio_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=4, ensure_ascii=False)
-    return target
+def sidecar_text(record: dict[str, Any]) -> str:
+    """A record as the original app writes its ``_input_params.json`` (indent 4, non-ASCII kept)."""
+    return json.dumps(record, indent=4, ensure_ascii=False)
+
+
+def write_sidecar(audio_path: str | Path, record: dict[str, Any], *, overwrite: bool = False,
+                  unique: bool = False) -> Path:
+    """Write ``record`` as ``<stem>_input_params.json`` next to ``audio_path`` (UTF-8, like upstream), through a
+    temporary file (see :func:`write_audio` for ``overwrite`` / ``unique``)."""
+    text = sidecar_text(record)
+    return atomic_write(sidecar_path(audio_path), lambda tmp: tmp.write_text(text, encoding="utf-8"),
+                        overwrite=overwrite, unique=unique)

@@ -1,4 +1,5 @@
 """Command-line generator: ``python -m acestep_core generate`` (console script: ``acestep-core generate``).
+The user-facing help is :data:`GENERATE_HELP`; this docstring is for developers.
 
 Thin on purpose: parse -> validate everything (exit code 2 with a one-line message on bad input, before
 any model is loaded) -> load the checkpoint -> tokenize -> encode source/reference audio -> generate ->
@@ -31,22 +32,38 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import AceStepInputError, CheckpointError
+from ..errors import AceStepInputError, CheckpointError, NonFiniteResultError
 from ..hub import CHECKPOINT_DIR_ENV, CHECKPOINT_REPO_ID
 from ..sampling.choices import TASKS
 from ..teachers.convert import COMMAND as CONVERT_TEACHER
 from ..teachers.convert import add_convert_teacher_parser, run_convert_teacher
-from .plan import CHOICES, ERG_FLAGS, KNOBS, UsageError, plan_run
+from .devices import DTYPE_NAMES
+from .devices import resolve_device as resolve_device
+from .devices import resolve_dtype as resolve_dtype
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, RunFailedError, UsageError
+from .plan import CHOICES, ERG_FLAGS, KNOBS, plan_run
 from .plan import RunPlan as RunPlan
-from .plan import resolve_device as resolve_device
-from .plan import resolve_dtype as resolve_dtype
 from .run import DEFAULT_SAMPLE_RATE as DEFAULT_SAMPLE_RATE
-from .run import execute
+from .run import PROGRESS, execute
 from .train_args import add_train_parser
+from .words import in_cli_words
 
 __all__ = ["TASKS", "UsageError", "build_parser", "main"]
 
-EXIT_USAGE = 2
+GENERATE_HELP = """\
+Generate a song with ACE-Step v1 from style tags and lyrics, or change an existing song (retake, repaint,
+extend, edit, audio2audio). Every option of the original ACE-Step app is a flag below.
+
+examples:
+  %(prog)s --tags "pop, upbeat, female vocals" --lyrics @lyrics.txt --duration 60 --output song.wav
+  %(prog)s --tags "rock" --lyrics $'[verse]\\nfirst line\\nsecond line' --output out/
+  %(prog)s --task repaint --src-audio song.wav --repaint-start 10 --repaint-end 20 --tags "pop" --output fix.wav
+  %(prog)s --params outputs/song_input_params.json        (re-run a saved run; flags override its values)
+
+Bad input is reported before any model is loaded (exit 2). Existing files are never replaced: a taken name
+gets the next free one (song-1.wav), unless --overwrite is given. The paths written are printed on stdout;
+progress goes to stderr. Without --checkpoint the model (about 8 GB) is downloaded once.
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m acestep_core", description="ACE-Step v1 music generation")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="generate music from tags and lyrics (all ACE-Step v1 tasks)",
-                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=GENERATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_generate_arguments(gen)
     add_train_parser(sub)
     add_convert_teacher_parser(sub)
@@ -65,7 +82,8 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
     what = gen.add_argument_group("what to generate")
     what.add_argument("--tags", "--prompt", dest="prompt", metavar="TEXT",
                       help="style tags, e.g. 'pop, female vocals, 120 bpm'")
-    what.add_argument("--lyrics", metavar="TEXT|@FILE", help="lyrics text, or @FILE to read them from a file")
+    what.add_argument("--lyrics", metavar="TEXT|@FILE", help="lyrics text, or @FILE to read them from a UTF-8 file "
+                      "(the easy way to pass several lines; shells keep \\n inside quotes as two characters)")
     what.add_argument("--lyrics-file", type=Path, metavar="FILE", help="read the lyrics from this UTF-8 file")
     what.add_argument("--duration", "--audio-duration", dest="audio_duration", type=float,
                       metavar="SECONDS", help="length of text2music/retake songs, up to 240 (default 60)")
@@ -102,16 +120,26 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
                           "(alpha/r, alpha/sqrt(r) with rsLoRA); repeat to stack LoRAs")
     run.add_argument("--lyric-vocab", type=Path, metavar="FILE",
                      help="lyric tokenizer vocab.json (default: next to the checkpoint, ComfyUI's copy, or downloaded)")
-    run.add_argument("--output", "-o", type=Path, metavar="FILE",
-                     help="audio file (.wav/.flac/.mp3/.ogg) or existing folder (default outputs/output_<time>.wav)")
+    run.add_argument("--output", "-o", metavar="FILE|FOLDER/",
+                     help="audio file (.wav/.flac/.mp3/.ogg), or a folder (existing, or ending in '/': created) for "
+                          "output_<time>.wav (default outputs/output_<time>.wav)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace existing output files (default: never; a taken name gets the next free one, "
+                          "e.g. song-1.wav)")
     run.add_argument("--save-latents", type=Path, metavar="FILE",
                      help="also write the final latents (safetensors, key 'latents', float32 [B, 8, 16, T])")
     run.add_argument("--device", default="auto", metavar="DEVICE",
                      help="auto | cpu | cuda | cuda:N | mps (default auto)")
-    run.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
-                     help="auto = bf16 on CUDA, fp32 on CPU/MPS (as upstream)")
+    run.add_argument("--dtype", default="auto", choices=("auto", *DTYPE_NAMES),
+                     help="weight dtype: auto = bf16 on CUDA, fp32 on CPU/MPS (as upstream); the torch spellings "
+                          "bfloat16/float16/float32 work too")
     run.add_argument("--overlapped-decode", action="store_true",
                      help="decode songs over 48 s in overlapping windows (less memory; upstream flag)")
+    _add_memory_and_speed_arguments(gen)
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress or info messages")
+
+
+def _add_memory_and_speed_arguments(gen: argparse.ArgumentParser) -> None:
     memory = gen.add_argument_group("memory")
     memory.add_argument("--low-vram", action="store_true",
                         help="keep the models on the CPU and move each stage's model to the GPU only while it "
@@ -133,11 +161,11 @@ def _add_generate_arguments(gen: argparse.ArgumentParser) -> None:
                             "effect on other devices")
     speed.add_argument("--compile", action="store_true",
                        help="torch.compile the DiT blocks (with --cuda-graphs: both): the first run of a song "
-                            "length compiles for tens of seconds; needs Triton on CUDA")
+                            "length compiles for tens of seconds; CUDA only (needs Triton; refused on other devices, "
+                            "whose backend fails on the DiT)")
     speed.add_argument("--no-batch-guidance", dest="batch_guidance", action="store_false",
                        help="run the conditional and unconditional passes of a guided step one after the other, "
                             "as the original does, instead of as one batch (for A/B checks; slower)")
-    run.add_argument("--quiet", "-q", action="store_true", help="no progress or info messages")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,11 +181,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = plan_run(args)
         written = execute(plan, quiet=args.quiet)
     except (AceStepInputError, CheckpointError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(e, EXIT_USAGE)
+    except (NonFiniteResultError, RunFailedError) as e:
+        return _fail(in_cli_words(str(e)), EXIT_FAILED)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        PROGRESS.close()
+        print("error: interrupted; no file was written or replaced", file=sys.stderr)
+        return EXIT_INTERRUPTED
     for path in written:
         print(path)
     return 0
@@ -177,3 +207,9 @@ def _train(args: argparse.Namespace) -> int:
         return 130
     print(folder)
     return 0
+
+
+def _fail(error: BaseException | str, code: int) -> int:
+    PROGRESS.close()
+    print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+    return code

@@ -6,12 +6,25 @@ unchanged (the 19 ``examples/default`` files carry only a subset of the keys, th
 of them) and writes the same format. Keys map one-to-one to :class:`acestep_core.sampling.pipeline.GenerationParams`
 fields except ``actual_seeds`` -> ``manual_seeds``; missing keys keep the ``__call__`` defaults.
 
-Format quirks kept on purpose (readers of the original app rely on them):
+Reading also accepts the other ``__call__`` argument names a hand-written file may use: ``batch_size``,
+``manual_seeds`` (= ``actual_seeds``), and ``save_path`` / ``debug`` (ignored, logged); ``"lyrics": null`` means
+no lyrics.
 
-* for ``task == "edit"`` upstream records the *target* prompt/lyrics under ``prompt``/``lyrics``; the
-  source condition is therefore not in the file and re-running it uses the target text for both;
-* ``oss_steps`` is a list (``[]`` for none) although ``__call__`` takes a comma-separated string;
-* ``format``, ``timecosts`` and ``audio_path`` describe the run, not the request, and are ignored on read.
+Edit records: upstream records the edit *target* prompt/lyrics under ``prompt``/``lyrics`` too, so its files do not
+hold the source condition (:attr:`ParamsFile.edit_source_unknown`; re-running needs ``--tags``/``--lyrics``).
+Records written here keep the *source* texts under ``prompt``/``lyrics`` and the targets under
+``edit_target_prompt``/``edit_target_lyrics`` (the arguments upstream ``__call__`` takes, so the original app
+re-runs them too); a file whose targets equal its ``prompt``/``lyrics`` is read the upstream way.
+
+Divergences from the original app's files (records stay readable by both):
+
+* edit records keep the source texts under ``prompt`` / ``lyrics`` (upstream writes the targets there too, losing
+  the source); ``lyrics`` is never written as null;
+* reading accepts ``batch_size``, ``manual_seeds``, ``save_path`` and ``debug`` (``__call__`` arguments upstream
+  never writes) and reads ``"lyrics": null`` as no lyrics.
+
+Format quirks kept: ``oss_steps`` is a list (``[]`` for none) although ``__call__`` takes a comma-separated
+string; ``format``, ``timecosts`` and ``audio_path`` describe the run, not the request, and are ignored on read.
 """
 
 from __future__ import annotations
@@ -51,6 +64,9 @@ ORIGINAL_KEYS: tuple[str, ...] = (
     "audio_path",
 )
 RUN_INFO_KEYS = frozenset({"format", "timecosts", "audio_path"})  # describe the run; ignored on read
+# Other ``__call__`` arguments accepted on read (never written: the original app's files do not have them).
+CALL_ONLY_KEYS = frozenset({"batch_size", "manual_seeds", "save_path", "debug"})
+IGNORED_CALL_KEYS = frozenset({"save_path", "debug"})  # output location / logging: the command line decides
 AUDIO_KEYS = ("src_audio_path", "ref_audio_input")
 LORA_NONE = "none"
 _FLOAT_KEYS = frozenset({
@@ -58,11 +74,12 @@ _FLOAT_KEYS = frozenset({
     "min_guidance_scale", "retake_variance", "guidance_scale_text", "guidance_scale_lyric", "repaint_start",
     "repaint_end", "edit_n_min", "edit_n_max", "ref_audio_strength", "lora_weight",
 })
-_INT_KEYS = frozenset({"infer_step", "edit_n_avg"})
+_INT_KEYS = frozenset({"infer_step", "edit_n_avg", "batch_size"})
 _BOOL_KEYS = frozenset({"use_erg_tag", "use_erg_lyric", "use_erg_diffusion", "audio2audio_enable"})
 _STR_KEYS = frozenset({"prompt", "lyrics", "scheduler_type", "cfg_type", "task", "lora_name_or_path"})
 _OPTIONAL_STR_KEYS = frozenset({"edit_target_prompt", "edit_target_lyrics"})
-_SEED_KEYS = frozenset({"actual_seeds", "retake_seeds"})
+_SEED_KEYS = frozenset({"actual_seeds", "retake_seeds", "manual_seeds"})
+_NULL_MEANS_EMPTY = frozenset({"lyrics"})  # written as null by older versions of this pack
 _FIELD_NAMES = {"actual_seeds": "manual_seeds"}  # JSON key -> GenerationParams field, where they differ
 
 
@@ -80,6 +97,7 @@ class ParamsFile:
         lora_name_or_path / lora_weight: the LoRA the run used (``"none"`` = no LoRA).
         format: the output format the original run wrote (``None`` if absent).
         source: the file it came from (``None`` for an in-memory record).
+        edit_source_unknown: an edit record in the original app's style (targets only, no source texts).
     """
 
     fields: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +107,7 @@ class ParamsFile:
     lora_weight: float = 1.0
     format: str | None = None
     source: Path | None = None
+    edit_source_unknown: bool = False
 
 
 def parse_int_list(value: object, *, name: str) -> tuple[int, ...] | None:
@@ -100,8 +119,11 @@ def parse_int_list(value: object, *, name: str) -> tuple[int, ...] | None:
     if isinstance(value, int):
         return (value,)
     if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",")]
+        if len(parts) > 1 and not all(parts):
+            raise ParamsFileError(f"{name}: {value!r} has an empty entry between commas; write integers like '1,2'")
         try:
-            return tuple(int(part) for part in value.split(",") if part.strip())
+            return tuple(int(part) for part in parts if part)
         except ValueError as e:
             raise ParamsFileError(f"{name}: expected comma-separated integers like '1,2', got {value!r}") from e
     if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
@@ -159,34 +181,47 @@ def params_from_record(record: Mapping[str, Any], *, base_dir: Path | None = Non
     """
     if not isinstance(record, Mapping):
         raise ParamsFileError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    unknown = sorted(set(record) - set(ORIGINAL_KEYS))
+    unknown = sorted(set(record) - set(ORIGINAL_KEYS) - CALL_ONLY_KEYS)
     if unknown:
         raise ParamsFileError(
             f"{where}: unknown key(s) {unknown}; an input_params JSON only has the keys the original app writes: "
-            f"{', '.join(ORIGINAL_KEYS)}"
+            f"{', '.join(ORIGINAL_KEYS)} (and the __call__ arguments {', '.join(sorted(CALL_ONLY_KEYS))})"
         )
+    if "manual_seeds" in record and "actual_seeds" in record:
+        raise ParamsFileError(f"{where}: both 'manual_seeds' and 'actual_seeds' are given; keep one")
     fields: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for key, value in record.items():
         if key in RUN_INFO_KEYS:
             continue
-        if key in AUDIO_KEYS:
+        if key in IGNORED_CALL_KEYS:
+            logger.info("%s: key %r is ignored (the command line decides where and how the run writes)", where, key)
+        elif key in AUDIO_KEYS:
             extras[key] = _audio_path(value, key, base_dir, where)
         elif key in ("lora_name_or_path", "lora_weight"):
             extras[key] = _typed(key, value, where)
-        else:
+        elif value is None and key in _NULL_MEANS_EMPTY:
+            fields[key] = ""
+        elif not (value is None and key == "prompt"):  # a null prompt counts as not given
             fields[_FIELD_NAMES.get(key, key)] = _typed(key, value, where)
     fmt = record.get("format")
     if fmt is not None and not isinstance(fmt, str):
         raise ParamsFileError(f"{where}: key 'format': expected a string like 'wav', got {fmt!r}")
-    if fields.get("task") == "edit":
-        logger.warning("%s: the original app records the edit *target* prompt/lyrics under 'prompt'/'lyrics'; "
-                       "the source condition is not in the file, so the target text is used for both "
-                       "(override with --tags/--lyrics)", where)
     return ParamsFile(fields=fields, src_audio_path=extras.get("src_audio_path"),
                       ref_audio_input=extras.get("ref_audio_input"),
                       lora_name_or_path=extras.get("lora_name_or_path", LORA_NONE),
-                      lora_weight=extras.get("lora_weight", 1.0), format=fmt)
+                      lora_weight=extras.get("lora_weight", 1.0), format=fmt,
+                      edit_source_unknown=_edit_source_unknown(fields))
+
+
+def _edit_source_unknown(fields: Mapping[str, Any]) -> bool:
+    """An edit record whose ``prompt``/``lyrics`` equal its targets: the original app's format (or a no-op edit)."""
+    if fields.get("task") != "edit":
+        return False
+    prompt, lyrics = fields.get("prompt"), fields.get("lyrics") or ""
+    target_prompt = fields.get("edit_target_prompt")
+    target_lyrics = fields.get("edit_target_lyrics")
+    return (target_prompt is None or target_prompt == prompt) and (target_lyrics is None or target_lyrics == lyrics)
 
 
 def read_params_file(path: str | Path) -> ParamsFile:
@@ -217,18 +252,20 @@ def record_from_params(params: Any, *, audio_format: str, actual_seeds: list[int
                        retake_seeds: list[int] | tuple[int, ...] | None, timecosts: Mapping[str, float] | None = None,
                        src_audio_path: str | Path | None = None, ref_audio_input: str | Path | None = None,
                        audio_path: str | Path | None = None, lora_name_or_path: str = LORA_NONE,
-                       lora_weight: float = 1.0) -> dict[str, Any]:
-    """The ``input_params`` record upstream writes for a run with ``params`` (a ``GenerationParams`` or a
-    mapping with its field names), keys in upstream order. ``task`` is the effective one (``audio2audio``
-    when enabled with a reference); for edit, ``prompt``/``lyrics`` are the target ones (upstream format)."""
+                       lora_weight: float = 1.0, edit_source: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The ``input_params`` record for a run with ``params`` (a ``GenerationParams``, or the record
+    :func:`~acestep_core.sampling.pipeline.generate` returns, which holds the edit targets under ``prompt`` /
+    ``lyrics`` as upstream's), keys in upstream order. ``task`` is the effective one (``audio2audio`` when enabled
+    with a reference). Edit: ``edit_source`` = the source (prompt, lyrics) goes under ``prompt``/``lyrics`` and
+    the targets under ``edit_target_*`` (see the module docstring); without it the upstream layout is kept.
+    ``lyrics`` is ``""`` for none (never null)."""
     task = _field(params, "task", "text2music")
     if _field(params, "audio2audio_enable", False) and ref_audio_input is not None:
         task = "audio2audio"
-    is_edit = task == "edit"
+    prompt, lyrics = _field(params, "prompt"), _field(params, "lyrics")
     values: dict[str, Any] = {
         "format": audio_format, "lora_name_or_path": lora_name_or_path, "lora_weight": lora_weight, "task": task,
-        "prompt": _field(params, "edit_target_prompt" if is_edit else "prompt"),
-        "lyrics": _field(params, "edit_target_lyrics" if is_edit else "lyrics"),
+        "prompt": prompt, "lyrics": lyrics or "",
         "oss_steps": _list_or_none(_field(params, "oss_steps")) or [],
         "timecosts": dict(timecosts or {}),
         "actual_seeds": [int(s) for s in actual_seeds],
@@ -237,6 +274,15 @@ def record_from_params(params: Any, *, audio_format: str, actual_seeds: list[int
         "ref_audio_input": None if ref_audio_input is None else str(ref_audio_input),
         "audio_path": None if audio_path is None else str(audio_path),
     }
+    if task == "edit":
+        target_prompt = _field(params, "edit_target_prompt")
+        target_lyrics = _field(params, "edit_target_lyrics")
+        values["edit_target_prompt"] = prompt if target_prompt is None else target_prompt
+        values["edit_target_lyrics"] = (lyrics or "") if target_lyrics is None else target_lyrics
+        if edit_source is not None:
+            values["prompt"], values["lyrics"] = edit_source[0], edit_source[1] or ""
+        else:
+            values["prompt"], values["lyrics"] = values["edit_target_prompt"], values["edit_target_lyrics"]
     record: dict[str, Any] = {}
     for key in ORIGINAL_KEYS:
         record[key] = values[key] if key in values else _field(params, key)

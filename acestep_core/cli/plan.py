@@ -1,9 +1,11 @@
 """Planning for ``python -m acestep_core generate``: command-line arguments (+ an optional ``--params`` JSON)
 -> a validated :class:`RunPlan`, before any model is loaded.
 
-Everything a user can get wrong is checked here (task and audio combinations, extend windows, generation
-values, output paths, the checkpoint path, the device, lyric tokenization); every problem is raised as
-:class:`UsageError`, which the entry point reports as one line with exit code 2.
+Everything a user can get wrong is checked here, from the arguments and file headers alone: task and audio
+combinations, extend / repaint windows against the source length, source lengths and finite samples
+(:mod:`.sources`), generation values, output paths (:mod:`.outputs`), LoRA files against the checkpoint's
+transformer shapes (:mod:`.loras`), the checkpoint path, the device and speed options, lyric tokenization. Every
+problem is raised as :class:`UsageError` (one line, exit code 2), in the command line's words (:mod:`.words`).
 """
 
 from __future__ import annotations
@@ -11,21 +13,25 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..audio.files import AudioInfo, format_from_path, output_paths, probe_audio
+from ..audio.files import AudioInfo, probe_audio
 from ..errors import AceStepInputError
 from ..runtime.accel import Acceleration
 from ..sampling.choices import CFG_TYPES, SCHEDULERS
 from ..sampling.choices import SOURCE_TASKS as SRC_AUDIO_TASKS
-from ..timing import MAX_DURATION_S
-from .params_io import LORA_NONE, ParamsFile, parse_int_list, read_params_file
+from ..timing import LATENT_FRAME_RATE_HZ, MAX_DURATION_S, frames_to_seconds, seconds_to_frames
+from .devices import memory_options, resolve_device, resolve_dtype
+from .errors import UsageError
+from .loras import LoraRequest, plan_loras
+from .outputs import OutputPlan, plan_outputs
+from .params_io import ParamsFile, parse_int_list, read_params_file
+from .sources import check_sources
+from .words import in_cli_words
 
 logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name
 
@@ -58,25 +64,6 @@ CHOICES = {"scheduler_type": SCHEDULERS, "cfg_type": CFG_TYPES}
 ERG_FLAGS = ("use_erg_tag", "use_erg_lyric", "use_erg_diffusion")
 
 
-class UsageError(AceStepInputError):
-    """Bad command-line input; reported as one line with exit code 2."""
-
-
-@dataclass(frozen=True)
-class LoraRequest:
-    """A LoRA to apply: a local file/folder (``path``) or a Hugging Face repo id (``repo``, fetched when run).
-
-    ``rule`` is ``trained`` for ``--lora`` (strength 1.0 = as trained) and ``original_app`` for a ``--params``
-    file's ``lora_weight`` (scale = lora_weight, as the original app); ``label`` is what the sidecar records.
-    """
-
-    strength: float
-    rule: str
-    label: str
-    path: Path | None = None
-    repo: str | None = None
-
-
 @dataclass
 class RunPlan:
     """Everything validated before any model is loaded."""
@@ -86,9 +73,7 @@ class RunPlan:
     ref_audio: AudioInfo | None
     checkpoint: Path | None  # None = the default download
     lyric_tokens: dict[str, tuple[list[int], list[int]]]  # lyrics text -> (ids, mask)
-    outputs: list[Path]
-    audio_format: str
-    save_latents: Path | None
+    outputs: OutputPlan
     device: torch.device
     dtype: torch.dtype
     overlapped_decode: bool = False
@@ -126,9 +111,7 @@ def _explicit_fields(args: argparse.Namespace) -> dict[str, Any]:
             fields[name] = getattr(args, name)
     if lyrics is not None:
         fields["lyrics"] = lyrics
-        if not set("\n\0") & set(lyrics) and 0 < len(lyrics) < 256 and Path(lyrics).expanduser().is_file():
-            logger.warning("--lyrics %r is used as the lyrics text; to read that file write --lyrics @%s",
-                           lyrics, lyrics)
+        _warn_about_lyrics_text(lyrics)
     if args.edit_target_lyrics is not None:
         fields["edit_target_lyrics"] = _read_text_arg(args.edit_target_lyrics, "--edit-target-lyrics")
     if args.ref_audio_strength_alias is not None:
@@ -139,6 +122,16 @@ def _explicit_fields(args: argparse.Namespace) -> dict[str, Any]:
     if "oss_steps" in fields:
         fields["oss_steps"] = parse_int_list(fields["oss_steps"], name="--oss-steps")
     return fields
+
+
+def _warn_about_lyrics_text(lyrics: str) -> None:
+    """Visible warnings for the two classic shell mistakes with ``--lyrics``."""
+    if not set("\n\0") & set(lyrics) and 0 < len(lyrics) < 256 and Path(lyrics).expanduser().is_file():
+        logger.warning("--lyrics %r is used as the lyrics text; to read that file write --lyrics @%s", lyrics, lyrics)
+    if "\\n" in lyrics and "\n" not in lyrics:
+        logger.warning("--lyrics contains '\\n' as two characters, not line breaks (shells do not turn \\n into a "
+                       "new line inside quotes): write the lyrics in a file and pass --lyrics @FILE, or in bash "
+                       "use $'[verse]\\nfirst line\\nsecond line'")
 
 
 def _normalise_seeds(fields: dict[str, Any], explicit: dict[str, Any]) -> None:
@@ -177,20 +170,37 @@ def _resolve_task(fields: dict[str, Any], args: argparse.Namespace, src: Path | 
     return task
 
 
-def _apply_task_rules(fields: dict[str, Any], task: str, args: argparse.Namespace, src: AudioInfo | None) -> None:
-    """Upstream UI conventions: extend = repaint outside the source with variance 1; edit targets default to
-    the source text; repaint needs a region."""
+def _apply_task_rules(fields: dict[str, Any], task: str, args: argparse.Namespace, src: AudioInfo | None,
+                      base: ParamsFile) -> None:
+    """Upstream UI conventions: extend = repaint outside the source with variance 1; repaint needs a region; edit
+    needs a target that differs from the source (or the source texts, for an original-app edit record)."""
+    if task in SRC_AUDIO_TASKS + ("audio2audio",) and args.audio_duration is not None:
+        logger.warning("--duration %g is not used by --task %s: the result has the length of the %s song (the "
+                       "sidecar records that length); leave out --duration", args.audio_duration, task,
+                       "--ref-audio" if task == "audio2audio" else "--src-audio")
     if task == "extend" and src is not None and (args.extend_left is not None or args.extend_right is not None):
         _extend_window(fields, src, args.extend_left or 0.0, args.extend_right or 0.0)
     elif task == "extend" and fields.get("repaint_start", 0.0) >= 0 and fields.get("repaint_end", 0.0) <= (
             src.duration_s if src else 0.0):
         raise UsageError("--task extend needs --extend-left and/or --extend-right SECONDS")
-    if task == "repaint" and fields.get("repaint_end", 0.0) <= fields.get("repaint_start", 0.0):
-        raise UsageError("--task repaint needs --repaint-start and --repaint-end (seconds, end > start), got "
-                         f"{fields.get('repaint_start', 0.0)} .. {fields.get('repaint_end', 0.0)}")
+    if task == "repaint" and "repaint_end" not in fields:
+        raise UsageError("--task repaint needs --repaint-start and --repaint-end (seconds, end > start)")
+    if task == "edit":
+        _edit_rules(fields, args, base)
+
+
+def _edit_rules(fields: dict[str, Any], args: argparse.Namespace, base: ParamsFile) -> None:
+    if base.edit_source_unknown and args.prompt is None and args.lyrics is None and args.lyrics_file is None:
+        raise UsageError(f"--params {args.params}: an edit record of the original app holds only the target tags "
+                         "and lyrics, not the source song's; give the source song's tags and lyrics with --tags and "
+                         "--lyrics to re-run it")
     for target, source in (("edit_target_prompt", "prompt"), ("edit_target_lyrics", "lyrics")):
-        if task == "edit" and fields.get(target) is None:
+        if fields.get(target) is None:
             fields[target] = fields.get(source) or ""
+    if (fields["edit_target_prompt"], fields["edit_target_lyrics"]) == (fields.get("prompt") or "",
+                                                                        fields.get("lyrics") or ""):
+        raise UsageError("--task edit: the target tags and lyrics are the same as the source's, so nothing would "
+                         "change; give --edit-target-tags and/or --edit-target-lyrics with the new text")
 
 
 def _extend_window(fields: dict[str, Any], src: AudioInfo, left_s: float, right_s: float) -> None:
@@ -212,37 +222,6 @@ def _extend_window(fields: dict[str, Any], src: AudioInfo, left_s: float, right_
     fields.setdefault("retake_variance", 1.0)  # upstream UI: extend always regenerates from pure noise
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda, else mps, else cpu (upstream's order); explicit devices must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise UsageError(f"--device {name!r}: not a device; use auto, cpu, cuda, cuda:N or mps") from e
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
-    if device.type not in available:
-        raise UsageError(f"--device {name}: unsupported device type; use auto, cpu, cuda, cuda:N or mps")
-    if not available[device.type]:
-        raise UsageError(f"--device {name}: {device.type.upper()} is not available on this machine/torch build; "
-                         "use --device cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return device
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto`` = bf16 on CUDA, fp32 elsewhere (upstream forces fp32 on MPS)."""
-    table = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return table[name]
-
-
 def _generation_params(fields: dict[str, Any]) -> Any:
     from ..sampling.pipeline import GenerationParams
 
@@ -250,66 +229,40 @@ def _generation_params(fields: dict[str, Any]) -> Any:
         params = GenerationParams(**fields)
         params.validate()
     except (TypeError, ValueError) as e:
-        raise UsageError(str(e)) from e
+        raise UsageError(in_cli_words(str(e))) from e
     return params
+
+
+CLI_VOCAB_HINT = ("Put it next to the checkpoint as vocab.json, or pass --lyric-vocab FILE; without either, the "
+                  "command line downloads it (a few hundred KB) when online.")
 
 
 def _tokenize_lyrics(args: argparse.Namespace, params: Any) -> dict[str, tuple[list[int], list[int]]]:
     """Lyric ``(ids, mask)`` per lyrics text, computed before loading the model so that a missing vocabulary,
-    a missing language extra or too-long lyrics fail early. Empty lyrics are not tokenized (upstream)."""
+    a missing language extra or too-long lyrics fail early; the lyric report's warnings (text that becomes unknown
+    tokens, too many tokens for the duration...) are logged. Empty lyrics are not tokenized (upstream)."""
     texts = [params.lyrics, params.edit_target_lyrics if params.task == "edit" else None]
     texts = [text for text in texts if text]
     if not texts:
         return {}
     from ..lyrics import LyricTokenizer, resolve_lyric_vocab
+    from ..lyrics.vocab import vocab_message
 
     try:  # the download (a few hundred KB, sha256-checked) only when no local copy is found
         vocab = resolve_lyric_vocab(args.lyric_vocab, checkpoint=args.checkpoint, allow_download=True)
         tokenizer = LyricTokenizer.from_vocab(vocab)
     except (OSError, AceStepInputError) as e:  # LyricVocabError / LyricVocabNotFoundError are AceStepInputErrors
-        raise UsageError(f"--lyric-vocab: {e}") from e
+        raise UsageError(f"--lyric-vocab: {vocab_message(e, CLI_VOCAB_HINT)}") from e
     try:  # too-long lyrics, a missing language extra, ...
-        return {text: (tokens.ids, tokens.mask) for text in texts for tokens in [tokenizer.encode(text)]}
+        tokens = {text: (t.ids, t.mask) for text in texts for t in [tokenizer.encode(text)]}
+        for text in dict.fromkeys(texts):
+            for warning in tokenizer.inspect(text, duration_s=params.audio_duration).warnings:
+                where = f"line {warning.line}: " if warning.line is not None else ""
+                (logger.warning if warning.severity == "warning" else logger.info)("lyrics: %s%s", where,
+                                                                                   warning.message)
     except AceStepInputError as e:
         raise UsageError(str(e)) from e
-
-
-def _params_lora(base: ParamsFile, params_path: Path | None) -> LoraRequest | None:
-    """The ``--params`` file's LoRA: a local path (as written, or relative to the JSON) or a Hub repo id."""
-    name = base.lora_name_or_path
-    if name == LORA_NONE:
-        return None
-    where = f"--params {params_path}: lora_name_or_path {name!r}"
-    candidates = [Path(name).expanduser()]
-    if params_path is not None and not candidates[0].is_absolute():
-        candidates.append(params_path.expanduser().resolve().parent / name)
-    for path in candidates:
-        if path.exists():
-            return LoraRequest(base.lora_weight, "original_app", name, path=path)
-    if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name) and not name.endswith(".safetensors"):
-        return LoraRequest(base.lora_weight, "original_app", name, repo=name)  # the original app downloads it
-    raise UsageError(f"{where}: not found (neither a local LoRA folder/file nor a Hugging Face repo id); point it "
-                     "at the LoRA folder (e.g. a download of ACE-Step/ACE-Step-v1-chinese-rap-LoRA) or its repo id, "
-                     "or set \"lora_name_or_path\": \"none\" to run without it")
-
-
-def _plan_loras(args: argparse.Namespace, base: ParamsFile) -> tuple[LoraRequest, ...]:
-    """``--params`` LoRA (original app's scale) first, then every ``--lora PATH[:STRENGTH]`` (as trained)."""
-    from ..lora.merge import parse_lora_arg
-
-    requests = []
-    from_params = _params_lora(base, args.params)
-    if from_params is not None:
-        requests.append(from_params)
-    for text in getattr(args, "loras", None) or []:
-        path, strength = parse_lora_arg(text)
-        if not path.exists():
-            raise UsageError(f"--lora {text}: {path} not found (give a LoRA .safetensors file or a folder with "
-                             "pytorch_lora_weights.safetensors, optionally followed by :STRENGTH)")
-        if not math.isfinite(strength):
-            raise UsageError(f"--lora {text}: strength must be a finite number")
-        requests.append(LoraRequest(strength, "trained", str(path), path=path))
-    return tuple(requests)
+    return tokens
 
 
 def plan_run(args: argparse.Namespace) -> RunPlan:
@@ -320,12 +273,11 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
     except UsageError:
         raise
     except AceStepInputError as e:  # bad --params file, audio, seeds, ...: same message, as a usage error
-        raise UsageError(str(e)) from e
+        raise UsageError(in_cli_words(str(e))) from e
 
 
 def _plan(args: argparse.Namespace) -> RunPlan:
     base = read_params_file(args.params) if args.params is not None else ParamsFile()
-    loras = _plan_loras(args, base)
     explicit = _explicit_fields(args)
     fields = {**base.fields, **explicit}
     _normalise_seeds(fields, explicit)
@@ -336,33 +288,55 @@ def _plan(args: argparse.Namespace) -> RunPlan:
     task = _resolve_task(fields, args, src_path, ref_path)
     src = probe_audio(src_path, what="--src-audio") if src_path is not None else None
     ref = probe_audio(ref_path, what="--ref-audio") if ref_path is not None else None
-    _apply_task_rules(fields, task, args, src)
+    _apply_task_rules(fields, task, args, src, base)
     source = src or ref
     if source is not None:  # the output length follows the source/reference; recorded as upstream's duration
-        fields.setdefault("audio_duration", min(source.duration_s, MAX_DURATION_S))
+        fields["audio_duration"] = min(source.duration_s, MAX_DURATION_S)
+    if fields.get("prompt") is None:
+        raise UsageError("--tags is missing: give the style tags, e.g. --tags 'pop, upbeat, female vocals' (or re-run "
+                         "a parameters file with --params FILE); see --help")
     params = _generation_params(fields)
-    try:
-        outputs = output_paths(args.output, batch_size=params.batch_size, default_format=base.format or "wav")
-    except AceStepInputError as e:
-        raise UsageError(f"--{e}") from e
+    check_sources(params, task, src, ref)
     if args.checkpoint is not None and not args.checkpoint.expanduser().exists():
         raise UsageError(f"--checkpoint {args.checkpoint}: not found (give the ACE-Step-v1-3.5B folder or a "
                          "ComfyUI ace_step_v1_3.5b.safetensors file, or leave it out to download)")
+    loras = plan_loras(base, args.params, getattr(args, "loras", None) or [], args.checkpoint)
+    inputs = [("--src-audio", src_path), ("--ref-audio", ref_path), ("--params", args.params),
+              ("--lyrics-file", args.lyrics_file), ("--lyric-vocab", args.lyric_vocab),
+              *[("--lora", r.path) for r in loras]]
+    for flag, value in (("--lyrics", args.lyrics), ("--edit-target-lyrics", args.edit_target_lyrics)):
+        if value is not None and value.startswith("@"):
+            inputs.append((flag, Path(value[1:])))
+    outputs = plan_outputs(args.output, args.save_latents, batch_size=params.batch_size,
+                           default_format=base.format or "wav", overwrite=bool(getattr(args, "overwrite", False)),
+                           inputs=inputs)
     lyric_tokens = _tokenize_lyrics(args, params)
     device = resolve_device(args.device)
-    low_vram, fp8 = _memory_options(args, device)
+    low_vram, fp8 = memory_options(args, device)
+    _log_length(params, task, source)
     return RunPlan(params=params, src_audio=src, ref_audio=ref, checkpoint=args.checkpoint,
-                   lyric_tokens=lyric_tokens, outputs=outputs, audio_format=format_from_path(outputs[0]),
-                   save_latents=args.save_latents, device=device, dtype=resolve_dtype(args.dtype, device),
+                   lyric_tokens=lyric_tokens, outputs=outputs, device=device, dtype=resolve_dtype(args.dtype, device),
                    overlapped_decode=args.overlapped_decode, loras=loras, low_vram=low_vram, fp8=fp8,
                    acceleration=_acceleration(args, device))
+
+
+def _log_length(params: Any, task: str, source: AudioInfo | None) -> None:
+    """Say the frame rounding: the model works in latent frames of 1/10.77 s, truncated as upstream."""
+    if source is not None:
+        return
+    frames = seconds_to_frames(params.audio_duration)
+    actual = frames_to_seconds(frames)
+    if abs(actual - params.audio_duration) > 1e-3:
+        logger.info("--duration %g s = %d latent frames of %.3f s (truncated, as the original app) = %.2f s of audio",
+                    params.audio_duration, frames, 1 / LATENT_FRAME_RATE_HZ, actual)
 
 
 def _acceleration(args: argparse.Namespace, device: torch.device) -> Acceleration:
     """No speed flag: ``Acceleration.fastest(compile=False)``, CUDA graphs where they are safe (planned when the
     passes run; a CLI run is one process and one song, where compiling would cost tens of seconds to save tenths).
     Explicit choices: ``--eager`` (batched guidance only), ``--cuda-graphs`` (CUDA only; logged as a no-op
-    elsewhere), ``--compile`` (needs Triton on CUDA; with ``--cuda-graphs``: both), ``--no-batch-guidance``."""
+    elsewhere), ``--compile`` (CUDA with Triton only: torch's CPU backend fails on the DiT blocks; with
+    ``--cuda-graphs``: both), ``--no-batch-guidance``."""
     cuda_graphs, compile_ = bool(getattr(args, "cuda_graphs", False)), bool(getattr(args, "compile", False))
     batch_guidance, eager = bool(getattr(args, "batch_guidance", True)), bool(getattr(args, "eager", False))
     if not (cuda_graphs or compile_ or eager or not batch_guidance):
@@ -374,25 +348,10 @@ def _acceleration(args: argparse.Namespace, device: torch.device) -> Acceleratio
         if not hasattr(torch, "compile"):
             raise UsageError(f"--compile needs torch.compile (torch >= 2.0, this is {torch.__version__}); leave out "
                              "--compile")
-        if device.type == "cuda" and importlib.util.find_spec("triton") is None:
+        if device.type != "cuda":
+            raise UsageError(f"--compile works on CUDA only (torch.compile of the DiT blocks fails on the "
+                             f"{device.type} backend); leave out --compile on --device {device}")
+        if importlib.util.find_spec("triton") is None:
             raise UsageError("--compile on CUDA needs Triton, which is not installed (pip install triton, or the "
                              "triton-windows package on Windows); leave out --compile")
     return Acceleration(batch_guidance=batch_guidance, cuda_graphs=cuda_graphs, compile=compile_)
-
-
-def _memory_options(args: argparse.Namespace, device: torch.device) -> tuple[bool, bool]:
-    """``--low-vram`` (a no-op on the CPU, logged) and ``--fp8`` (needs float8 support, not on MPS)."""
-    low_vram, fp8 = bool(getattr(args, "low_vram", False)), bool(getattr(args, "fp8", False))
-    if low_vram and device.type == "cpu":
-        logger.info("--low-vram has no effect on --device cpu (everything already lives in CPU memory)")
-        low_vram = False
-    if fp8:
-        from ..runtime.quant import fp8_supported
-
-        if not fp8_supported():
-            raise UsageError(f"--fp8 needs torch.float8_e4m3fn, which torch {torch.__version__} lacks; upgrade "
-                             "torch to 2.1 or newer, or leave out --fp8")
-        if device.type == "mps":
-            raise UsageError("--fp8: float8 weights are not supported on MPS; use --device cuda or cpu, or leave "
-                             "out --fp8")
-    return low_vram, fp8

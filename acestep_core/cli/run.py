@@ -3,7 +3,9 @@
 
 Loads the checkpoint (downloading the default one when none is given), tokenizes the prompt, encodes the
 source/reference audio, generates, decodes and writes the audio files with their ``_input_params.json``
-sidecars (+ optional latents). Progress goes to stderr; nothing here validates user input.
+sidecars (+ optional latents) through :mod:`.outputs` (temporary files, never replacing a file without
+``--overwrite``). Non-finite latents or audio end the run with :class:`~acestep_core.errors.NonFiniteResultError`
+before anything is written. Progress goes to stderr; user input was validated by :mod:`.plan`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import torch
 from ..audio.files import AudioInfo
 from ..errors import AceStepInputError, CheckpointError
 from ..hub import checkpoint_cache_dir, download_checkpoint, snapshot
+from .loras import LoraRequest
+from .outputs import write_audio_outputs, write_latents
 from .params_io import LORA_NONE
-from .plan import LoraRequest, RunPlan
+from .plan import RunPlan
 
 logger = logging.getLogger("acestep_core.cli")  # the CLI's one logger name
 
@@ -30,28 +34,42 @@ DEFAULT_SAMPLE_RATE = 48000  # upstream latents2audio
 OFFLINE_HINT = "pass --checkpoint PATH to a downloaded copy of the model"
 
 
-def _progress(quiet: bool) -> Any:
-    """A ``callback(StepInfo)`` drawing a tqdm bar (if installed) or log lines on stderr."""
-    if quiet:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = None
-    state: dict[str, Any] = {}
+class Progress:
+    """``callback(StepInfo)`` drawing a tqdm bar (if installed) or log lines on stderr; :meth:`close` ends the
+    bar's line (so an ``error:`` line after Ctrl-C starts on a line of its own)."""
 
-    def callback(info: Any) -> None:
-        if tqdm is not None:
-            if "bar" not in state:
-                state["bar"] = tqdm(total=info.total, desc="sampling", unit="step", file=sys.stderr)
-            bar = state["bar"]
-            bar.update(info.step - bar.n)
+    def __init__(self, quiet: bool) -> None:
+        self.reset(quiet)
+
+    def reset(self, quiet: bool) -> None:
+        """Start over for a new run (``quiet``: draw nothing)."""
+        self.quiet = quiet
+        self.bar: Any = None
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        self._tqdm = tqdm
+
+    def __call__(self, info: Any) -> None:
+        if self.quiet:
+            return
+        if self._tqdm is not None:
+            if self.bar is None:
+                self.bar = self._tqdm(total=info.total, desc="sampling", unit="step", file=sys.stderr)
+            self.bar.update(info.step - self.bar.n)
             if info.step >= info.total:
-                bar.close()
+                self.close()
         elif info.step == info.total or info.step % max(1, info.total // 10) == 0:
             logger.info("sampling step %d/%d", info.step, info.total)
 
-    return callback
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+PROGRESS = Progress(quiet=True)  # the current run's bar, closed by the entry point on Ctrl-C
 
 
 def _encode_audio(codec: Any, info: AudioInfo | None, device: torch.device, what: str) -> torch.Tensor | None:
@@ -60,7 +78,11 @@ def _encode_audio(codec: Any, info: AudioInfo | None, device: torch.device, what
     from ..audio.files import read_audio
 
     audio, sample_rate = read_audio(info.path, what=what)
-    return codec.encode(audio[None].to(device), sample_rate)
+    started = time.perf_counter()
+    latents = codec.encode(audio[None].to(device), sample_rate)
+    if info.duration_s > 60:
+        logger.info("encoded %s (%.0f s of audio) in %.1f s", what, info.duration_s, time.perf_counter() - started)
+    return latents
 
 
 def _load(plan: RunPlan) -> Any:
@@ -76,13 +98,18 @@ def _load(plan: RunPlan) -> Any:
     return model
 
 
-def _lora_path(request: LoraRequest) -> Path:
-    """Local path of a planned LoRA; a Hub repo id is fetched like the original app (cached, then downloaded)."""
-    if request.path is not None:
-        return request.path
-    assert request.repo is not None  # a LoraRequest names a path or a repo
-    return snapshot(request.repo, checkpoint_cache_dir(), what=f"the LoRA {request.repo}",
-                    offline_hint="give the path of a downloaded LoRA folder to --lora")
+def _lora_file(request: LoraRequest) -> Any:
+    """The planned LoRA's file: read while planning (local), or fetched like the original app (a Hub repo id)."""
+    from ..lora.merge import read_lora
+
+    if request.lora is not None:
+        return request.lora
+    path = request.path
+    if path is None:
+        assert request.repo is not None  # a LoraRequest names a path or a repo
+        path = snapshot(request.repo, checkpoint_cache_dir(), what=f"the LoRA {request.repo}",
+                        offline_hint="give the path of a downloaded LoRA folder to --lora")
+    return read_lora(path)
 
 
 def _apply_loras(model: Any, plan: RunPlan) -> tuple[Any, str, float]:
@@ -91,15 +118,16 @@ def _apply_loras(model: Any, plan: RunPlan) -> tuple[Any, str, float]:
     ``lora_name_or_path`` / ``lora_weight`` (the original app's scale, so re-running the sidecar matches)."""
     if not plan.loras:
         return None, LORA_NONE, 1.0
-    from ..lora.merge import LoraSpec, merge_loras, read_lora, unit_scale
+    from ..lora.merge import LoraSpec, merge_loras, unit_scale
 
-    specs = [LoraSpec(read_lora(_lora_path(r)), r.strength, r.rule) for r in plan.loras]  # type: ignore[arg-type]
+    specs = [LoraSpec(_lora_file(r), r.strength, r.rule) for r in plan.loras]  # type: ignore[arg-type]
     # fp8 (quantised after the merge) cannot take the originals back: merge for good, keep nothing.
     merge = merge_loras(model.transformer, specs, backup_device="cpu", keep_originals=not plan.fp8)
     for request in plan.loras:
         logger.info("LoRA %s applied at strength %g (%s scale rule)", request.label, request.strength, request.rule)
-    if len(specs) > 1:
-        logger.warning("the input_params sidecar can name one LoRA only (original app format): it records %s",
+    if len(plan.loras) > 1:
+        logger.warning("the input_params sidecar can name one LoRA only (original app format): it records %s; "
+                       "re-running it through --params needs the other LoRAs as --lora flags",
                        plan.loras[0].label)
     first = specs[0]
     scales = {unit_scale(first.lora, mod, first.rule) for mod in first.lora.modules.values()}
@@ -117,6 +145,9 @@ def _encoders(model: Any, plan: RunPlan) -> tuple[Any, Any]:
     prompt_tokenizer = PromptTokenizer.from_source(model.tokenizer)
 
     def encode_prompt(text: str) -> tuple[torch.Tensor, torch.Tensor]:
+        warning = prompt_tokenizer.truncation_warning(text)
+        if warning:
+            logger.warning("--tags: %s", warning)
         tokens = prompt_tokenizer(text)
         return tokens.input_ids, tokens.attention_mask
 
@@ -158,13 +189,14 @@ def execute(plan: RunPlan, *, quiet: bool = False) -> list[Path]:
 
 def _generate_audio(model: Any, plan: RunPlan, quiet: bool) -> tuple[Any, torch.Tensor, torch.Tensor, dict[str, float]]:
     """Encode source audio, generate, decode: ``(result, latents [B, 8, 16, T], audio [B, 2, N], timecosts)``,
-    latents and audio on the CPU in float32. Each stage logs its CUDA peak; with ``--low-vram`` it also moves
-    only its own models to the GPU (codec / text encoder + transformer / codec) and decodes overlapped.
-    CUDA graphs (``--cuda-graphs``) are released at the end of the generate stage, while the transformer is
-    still on the GPU, so their memory pool is free for the decode."""
+    latents and audio on the CPU in float32, both checked to be finite. Each stage logs its CUDA peak; with
+    ``--low-vram`` it also moves only its own models to the GPU (codec / text encoder + transformer / codec) and
+    decodes overlapped. CUDA graphs (``--cuda-graphs``) are released at the end of the generate stage, while the
+    transformer is still on the GPU, so their memory pool is free for the decode."""
     from ..runtime.accel import release_cuda_graphs
     from ..runtime.offload import log_peaks, stage
     from ..sampling.pipeline import generate
+    from ..sampling.validation import check_finite_result
 
     encode_prompt, encode_lyrics = _encoders(model, plan)
     peaks: dict[str, int] = {}  # stage -> peak bytes (CUDA only)
@@ -178,51 +210,79 @@ def _generate_audio(model: Any, plan: RunPlan, quiet: bool) -> tuple[Any, torch.
         src_latents = _encode_audio(model.codec, plan.src_audio, plan.device, "--src-audio")
         ref_latents = _encode_audio(model.codec, plan.ref_audio, plan.device, "--ref-audio")
     preprocess_s = time.perf_counter() - started
+    PROGRESS.reset(quiet)
     with stage("generate", *moved(model.text_encoder, model.transformer), device=plan.device, peaks=peaks):
         try:
             result = generate(model, plan.params, encode_prompt=encode_prompt, encode_lyrics=encode_lyrics,
                               src_latents=src_latents, ref_latents=ref_latents, device=plan.device,
-                              dtype=plan.dtype, callback=_progress(quiet), acceleration=plan.acceleration)
+                              dtype=plan.dtype, callback=PROGRESS, acceleration=plan.acceleration)
         finally:  # free the graphs' memory pool before the transformer leaves the GPU and before the decode
             release_cuda_graphs(model.transformer)
+            PROGRESS.close()
     diffusion_s = time.perf_counter() - started - preprocess_s
     latents = result.latents.detach().to("cpu", torch.float32).contiguous()  # [B, 8, 16, T]
-    overlapped = True if plan.low_vram else (None if plan.overlapped_decode else False)
-    with stage("decode", *moved(model.codec), device=plan.device, peaks=peaks):
-        audio = model.codec.decode(latents.to(plan.device), sample_rate=DEFAULT_SAMPLE_RATE,
-                                   overlapped=overlapped).cpu()  # [B, 2, N] float32
+    check_finite_result(latents, "latents", plan.params, plan.dtype)
+    audio = _decode(model, plan, latents, moved, peaks)
+    check_finite_result(audio, "audio", plan.params, plan.dtype)
     log_peaks(peaks)
     timecosts = {"preprocess": preprocess_s, "diffusion": diffusion_s,
                  "latent2audio": time.perf_counter() - started - preprocess_s - diffusion_s}
     return result, latents, audio, timecosts
 
 
+def _decode(model: Any, plan: RunPlan, latents: torch.Tensor, moved: Any, peaks: dict[str, int]) -> torch.Tensor:
+    """Latents -> 48 kHz audio [B, 2, N] float32 on the CPU; long songs say how long they take."""
+    from ..runtime.offload import stage
+    from ..timing import frames_to_seconds
+
+    overlapped = True if plan.low_vram else (None if plan.overlapped_decode else False)
+    seconds = frames_to_seconds(latents.shape[-1])
+    if seconds > 60:
+        logger.info("decoding %.0f s of audio%s", seconds, " (overlapped)" if overlapped else "")
+    started = time.perf_counter()
+    with stage("decode", *moved(model.codec), device=plan.device, peaks=peaks):
+        audio = model.codec.decode(latents.to(plan.device), sample_rate=DEFAULT_SAMPLE_RATE,
+                                   overlapped=overlapped).cpu()  # [B, 2, N] float32
+    if seconds > 60:
+        logger.info("decoded in %.1f s", time.perf_counter() - started)
+    return audio
+
+
+def _recorded_path(path: Path | None, sidecar_folder: Path) -> str | None:
+    """How a source file is recorded in a sidecar: relative to the sidecar's folder when it lies inside it (the
+    ``--params`` reader resolves relative paths there), else absolute."""
+    if path is None:
+        return None
+    resolved, folder = path.expanduser().resolve(), sidecar_folder.expanduser().resolve()
+    try:
+        return resolved.relative_to(folder).as_posix()
+    except ValueError:
+        return str(resolved)
+
+
+def _lora_label(plan: RunPlan, name: str, sidecar_folder: Path) -> str:
+    """The recorded ``lora_name_or_path``: a local LoRA like a source file (:func:`_recorded_path`), a repo id as is."""
+    if name == LORA_NONE or plan.loras[0].path is None:
+        return name
+    return _recorded_path(plan.loras[0].path, sidecar_folder) or name
+
+
 def _run(model: Any, plan: RunPlan, quiet: bool, lora_name: str, lora_weight: float) -> list[Path]:
     """Generate, decode and write with the (LoRA-patched) model."""
-    from ..audio.files import write_audio, write_sidecar
     from .params_io import record_from_params
 
     result, latents, audio, timecosts = _generate_audio(model, plan, quiet)
-    written: list[Path] = []
-    for index, path in enumerate(plan.outputs):
-        record = record_from_params(
-            result.params, audio_format=plan.audio_format, actual_seeds=result.params["actual_seeds"],
+    edit_source = (plan.params.prompt or "", plan.params.lyrics or "") if plan.params.task == "edit" else None
+
+    def record_for(index: int, path: Path) -> dict[str, Any]:
+        return record_from_params(
+            result.params, audio_format=plan.outputs.fmt, actual_seeds=result.params["actual_seeds"],
             retake_seeds=result.params.get("retake_seeds"), timecosts=timecosts,
-            src_audio_path=plan.src_audio.path if plan.src_audio else None,
-            ref_audio_input=plan.ref_audio.path if plan.ref_audio else None, audio_path=path,
-            lora_name_or_path=lora_name, lora_weight=lora_weight)
-        write_audio(path, audio[index], DEFAULT_SAMPLE_RATE, metadata=record)
-        write_sidecar(path, record)
-        written.append(path)
-    if plan.save_latents is not None:
-        written.append(_save_latents(plan.save_latents, latents))
-    return written
+            src_audio_path=_recorded_path(plan.src_audio.path if plan.src_audio else None, path.parent),
+            ref_audio_input=_recorded_path(plan.ref_audio.path if plan.ref_audio else None, path.parent),
+            audio_path=path, lora_name_or_path=_lora_label(plan, lora_name, path.parent), lora_weight=lora_weight,
+            edit_source=edit_source)
 
-
-def _save_latents(path: Path, latents: torch.Tensor) -> Path:
-    from safetensors.torch import save_file
-
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"latents": latents}, str(path), metadata={"format": "acestep-v1 latents [B, 8, 16, T]"})
-    return path
+    written = write_audio_outputs(plan.outputs, audio, DEFAULT_SAMPLE_RATE, record_for)
+    latents_path = write_latents(plan.outputs, latents)
+    return written if latents_path is None else [*written, latents_path]

@@ -16,6 +16,7 @@ them (no double allocation), strictly: see :func:`acestep_core.loading.checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
@@ -221,6 +222,17 @@ def _load_single_file(path: Path, wanted: Collection[ComponentName], *, spec: Mo
         blob = read_safetensors(path, keep=lambda k: k == COMFY_SPIECE_KEY)[COMFY_SPIECE_KEY]
         result.tokenizer = TokenizerSource(kind="sentencepiece", data=blob.to(torch.uint8).numpy().tobytes())
     return result
+
+
+def transformer_skeleton(path: str | Path | None) -> nn.Module:
+    """The transformer of checkpoint ``path`` built on the ``meta`` device from its config alone (no weights read):
+    module names and weight shapes, e.g. to check a LoRA before loading anything. ``None``, a single file or an
+    unreadable folder give the released 3.5B architecture."""
+    spec = MODEL_SPECS["ace-step-v1-3.5b"]
+    if path is not None and Path(path).expanduser().is_dir():
+        with contextlib.suppress(CheckpointError, OSError, ValueError):
+            spec = _folder_spec(resolve_folder(Path(path).expanduser()), ["transformer"])
+    return _build("transformer", spec, dtype=torch.float32, ops=DEFAULT_OPS)
 
 
 def load_checkpoint(

@@ -45,8 +45,8 @@ from .formats import KOHYA_PREFIX, LoraError, LoraFile, LoraModule, looks_like, 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "LoraError", "LoraFile", "LoraMerge", "LoraPatch", "LoraSpec", "ScaleRule", "lora_patches", "match_lora",
-    "merge_loras", "parse_lora_arg", "read_lora", "unit_scale",
+    "STRENGTH_RANGE", "LoraError", "LoraFile", "LoraMerge", "LoraPatch", "LoraSpec", "ScaleRule", "check_strength",
+    "lora_patches", "match_lora", "merge_loras", "parse_lora_arg", "read_lora", "scale_note", "unit_scale",
 ]
 
 ScaleRule = Literal["trained", "original_app"]
@@ -84,6 +84,41 @@ def unit_scale(lora: LoraFile, module: LoraModule, rule: ScaleRule = "trained") 
         return 1.0
     rank = module.rank
     return lora.config_alpha / (math.sqrt(rank) if lora.use_rslora else rank)
+
+
+STRENGTH_RANGE = (-3.0, 3.0)  # the original app's UI range; the node's widget range and the CLI's check
+
+
+def check_strength(strength: float, what: str) -> float:
+    """``strength`` as a float, or :class:`LoraError` when it is not finite or outside :data:`STRENGTH_RANGE`."""
+    low, high = STRENGTH_RANGE
+    if not isinstance(strength, (int, float)) or not math.isfinite(strength) or not low <= strength <= high:
+        raise LoraError(f"{what}: strength {strength!r} is outside {low:g} .. {high:g} (1.0 = the LoRA as "
+                        "trained, 0 = off, negative = inverted); use a value in that range")
+    return float(strength)
+
+
+def scale_note(spec: LoraSpec) -> tuple[str, bool]:
+    """One line saying at which scale ``spec`` is applied and why, and whether alpha had to be assumed (a LoRA
+    without ``adapter_config.json`` and without ``.alpha`` tensors, e.g. a bare downloaded weights file)."""
+    lora, strength = spec.lora, spec.strength
+    scales = sorted({unit_scale(lora, mod, spec.rule) for mod in lora.modules.values()})
+    unit = f"{scales[0]:g}" if len(scales) == 1 else f"{scales[0]:g} .. {scales[-1]:g}"
+    name = lora.source.parent.name if lora.source.name == "pytorch_lora_weights.safetensors" else lora.source.name
+    if spec.rule == "original_app":
+        return (f"LoRA {name}: scale {strength:g} (lora_weight {strength:g}, the original app's rule: alpha is "
+                "ignored)", False)
+    if any(mod.alpha is not None for mod in lora.modules.values()):
+        why = "alpha / r from the file's .alpha tensors"
+    elif lora.config_alpha is not None:
+        rank = "sqrt(r)" if lora.use_rslora else "r"
+        why = f"alpha {lora.config_alpha:g} / {rank} from adapter_config.json"
+    else:
+        return (f"LoRA {name}: scale {strength:g} = strength x 1: no adapter_config.json beside the weights and no "
+                "alpha in the file, so alpha = r is assumed. If the LoRA came with an adapter_config.json (the "
+                "official ACE-Step LoRAs do; RapMachine's gives scale 2 per unit of strength), put it next to the "
+                "weights file, or raise the strength to compensate", True)
+    return f"LoRA {name}: scale {strength:g} x {unit} = strength x {why}", False
 
 
 def _model_linears(model: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -225,12 +260,15 @@ def merge_loras(model: nn.Module, specs: Sequence[LoraSpec], *, backup_device: t
 def parse_lora_arg(text: str) -> tuple[Path, float]:
     """``PATH[:STRENGTH]`` -> (path, strength); a trailing ``:number`` is the strength (default 1.0).
 
-    ``C:\\x.safetensors`` style paths keep their drive colon (only a final ``:<float>`` counts).
+    ``C:\\x.safetensors`` style paths keep their drive colon (only a final ``:<float>`` counts). A final
+    ``:<not a number>`` after an existing path raises :class:`LoraError` naming the strength.
     """
     head, sep, tail = text.rpartition(":")
     if sep and head:
         try:
             return Path(head).expanduser(), float(tail)
         except ValueError:
-            pass
+            if Path(head).expanduser().exists() and not Path(text).expanduser().exists():
+                raise LoraError(f"{text}: the strength {tail!r} after the last ':' is not a number; write "
+                                "PATH:0.5, or leave out ':STRENGTH' for 1.0") from None
     return Path(text).expanduser(), 1.0

@@ -43,10 +43,12 @@ __all__ = [
     "REQUIRED_SPECIAL_TOKENS",
     "VOCAB_DOWNLOAD_URL",
     "VOCAB_SHA256",
+    "VOCAB_SOURCE",
     "default_cache_path",
     "download_lyric_vocab",
     "resolve_lyric_vocab",
     "validate_lyric_vocab",
+    "vocab_message",
 ]
 
 REQUIRED_SPECIAL_TOKENS = ("[START]", "[SPACE]", "[STOP]", "[UNK]")
@@ -60,12 +62,20 @@ VOCAB_DOWNLOAD_URL = (f"https://raw.githubusercontent.com/ace-step/ACE-Step/{REF
 VOCAB_SHA256 = "c2a66ea48c478c0bb9acb5497144b926acdeaa37128faa799508d40f2b9cc558"
 DOWNLOAD_TIMEOUT_S = 30.0
 _MAX_VOCAB_BYTES = 16 * 1024 * 1024
-_HOW_TO_GET = (
+VOCAB_SOURCE = (
     "The lyric vocabulary is the file acestep/models/lyrics_utils/vocab.json of the ACE-Step code repository "
     "(https://github.com/ace-step/ACE-Step); ComfyUI ships the same vocabulary as "
-    "comfy/text_encoders/ace_lyrics_tokenizer/vocab.json. Put it next to your checkpoint as vocab.json, pass its "
-    "path explicitly, point comfyui_root at your ComfyUI folder, or allow the download."
+    "comfy/text_encoders/ace_lyrics_tokenizer/vocab.json."
 )
+API_HOW_TO_FIX = ("Put it next to your checkpoint as vocab.json, pass its path explicitly, point comfyui_root at your "
+                  "ComfyUI folder, or allow the download (resolve_lyric_vocab(..., allow_download=True)).")
+_HOW_TO_GET = f"{VOCAB_SOURCE} {API_HOW_TO_FIX}"
+
+
+def vocab_message(error: BaseException, how_to_fix: str) -> str:
+    """A vocabulary error's message with the Python API's advice replaced by ``how_to_fix``, the same advice in
+    the words of the interface the user used (a CLI flag, a node input)."""
+    return str(error).replace(API_HOW_TO_FIX, how_to_fix)
 
 
 class LyricVocabError(AceStepInputError):

@@ -17,7 +17,9 @@ every module are gathered in DIVERGENCES.md at the repository root):
    Heun with ``oss_steps`` (upstream: ValueError from diffusers); repaint windows that are empty, shorter
    than one latent frame or outside the source (upstream turns the latter into an extend); extend requests
    that extend nothing or have a negative side; repaint/extend with so little variance that no step would
-   run (upstream returns the raw noise); latents given to tasks that do not use them.
+   run (upstream returns the raw noise); latents given to tasks that do not use them; repaint / edit sources and
+   audio2audio references longer than the model's 240 s window (upstream runs them and returns a song past the
+   length the model was trained for; extend keeps working on long songs through its window).
 2. Guidance decay over a one-step guidance window uses the full scale (upstream: ZeroDivisionError).
 3. Extend: ``extend_both_equal``-type requests (right end inside the left-extended audio, upstream
    AssertionError), a side longer than the source (upstream AssertionError) and both-side extends beyond

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import AceStepInputError, check_latent_shape
-from ..timing import MAX_DURATION_S, seconds_to_frames
+from ..errors import AceStepInputError, NonFiniteResultError, check_latent_shape
+from ..timing import LATENT_FRAME_RATE_HZ, MAX_DURATION_S, MAX_FRAMES, seconds_to_frames
 from .choices import CFG_TYPES, SCHEDULERS, SOURCE_TASKS, TASKS
 from .noise import parse_seeds
 from .schedule import parse_oss_steps
@@ -97,9 +97,12 @@ def _check_oss(p: GenerationParams) -> None:
 
 def _check_windows(p: GenerationParams) -> None:
     start, end = _number("repaint_start", p.repaint_start), _number("repaint_end", p.repaint_end)
-    if p.task == "repaint" and not 0 <= start < end:
-        raise AceStepInputError(f"repaint window [{start}, {end}] s: expected 0 <= repaint_start < repaint_end "
-                                "inside the source audio (to add audio before/after it, use task='extend')")
+    if p.task == "repaint" and start < 0:
+        raise AceStepInputError(f"repaint_start {start} s is before the start of the source; use 0 or more (to add "
+                                "audio before the song, use task='extend')")
+    if p.task == "repaint" and end <= start:
+        raise AceStepInputError(f"repaint window: repaint_end ({end} s) must be after repaint_start ({start} s); "
+                                "set repaint_end larger than repaint_start")
     if p.task == "extend" and start > 0:
         raise AceStepInputError(f"extend: repaint_start = {start} s means a negative left extension; use "
                                 "repaint_start = -(seconds to add on the left) or 0")
@@ -162,8 +165,23 @@ def _check_source_window(p: GenerationParams, task: str, src_frames: int) -> Non
                                 f"(first step {n_min} of {length}); use a larger retake_variance")
 
 
+def check_source_frames(p: GenerationParams, task: str, src_frames: int | None, ref_frames: int | None) -> None:
+    """What can be checked from the source / reference lengths alone (their file headers, before any model work):
+    the model's 240 s window for the tasks that process the whole source, and the repaint / extend windows."""
+    for name, frames, tasks in (("src_latents", src_frames, ("repaint", "edit")),
+                                ("ref_latents", ref_frames, ("audio2audio",))):
+        if frames is not None and task in tasks and frames > MAX_FRAMES:
+            raise AceStepInputError(
+                f"{name}: the source is {frames / LATENT_FRAME_RATE_HZ:.1f} s long; task '{task}' processes the "
+                f"whole source in the model's {MAX_DURATION_S:g} s window, so longer sources are refused (the "
+                f"result would go past what the model was trained for). Cut the part to change to at most "
+                f"{MAX_DURATION_S:g} s first (e.g. ffmpeg -ss START -t {MAX_DURATION_S:g} -i in.wav part.wav)")
+    if task in ("repaint", "extend") and src_frames is not None:
+        _check_source_window(p, task, src_frames)
+
+
 def check_tensors(p: GenerationParams, task: str, src: torch.Tensor | None, ref: torch.Tensor | None) -> None:
-    """Which latents each task needs, and the repaint / extend windows against the source length."""
+    """Which latents each task needs, their lengths, and the repaint / extend windows against the source."""
     if task in SOURCE_TASKS and src is None:
         raise AceStepInputError(f"task '{task}' needs src_latents (encode the source audio with AudioCodec.encode)")
     if src is not None and task not in SOURCE_TASKS:
@@ -175,6 +193,35 @@ def check_tensors(p: GenerationParams, task: str, src: torch.Tensor | None, ref:
     for name, latents in (("src_latents", src), ("ref_latents", ref)):
         if latents is not None:
             check_latent_shape(latents, channels=8, height=16, name=name)
-    if task in ("repaint", "extend"):
-        assert src is not None
-        _check_source_window(p, task, int(src.shape[-1]))
+    check_source_frames(p, task, None if src is None else int(src.shape[-1]),
+                        None if ref is None else int(ref.shape[-1]))
+
+
+USUAL_MAX_GUIDANCE = 200.0  # the original app's UI slider limit for the guidance scales
+USUAL_MAX_OMEGA = 100.0
+
+
+def likely_nonfinite_causes(p: GenerationParams, dtype: torch.dtype | None = None) -> str:
+    """The settings that most likely made a generation overflow to NaN / inf, as one sentence."""
+    causes = []
+    for name in ("guidance_scale", "guidance_scale_text", "guidance_scale_lyric", "min_guidance_scale"):
+        value = getattr(p, name)
+        if abs(value) > USUAL_MAX_GUIDANCE:
+            causes.append(f"{name} {value:g} is far outside the usual range (15 by default, at most "
+                          f"{USUAL_MAX_GUIDANCE:g} in the original app)")
+    if abs(p.omega_scale) > USUAL_MAX_OMEGA:
+        causes.append(f"omega_scale {p.omega_scale:g} is far outside the usual range (10 by default)")
+    if dtype == torch.float16:
+        causes.append("float16 overflows in this model: use bfloat16 or float32")
+    if not causes:
+        causes.append("no setting looks unusual: try float32 weights, and report the run if it happens again")
+    return "likely cause: " + "; ".join(causes)
+
+
+def check_finite_result(tensor: torch.Tensor, what: str, p: GenerationParams, dtype: torch.dtype | None = None) -> None:
+    """Raise :class:`NonFiniteResultError` (naming the likely cause) if ``tensor`` holds NaN or infinite values."""
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        bad = int(finite.numel() - int(finite.sum()))
+        raise NonFiniteResultError(f"the generated {what} contain {bad} NaN or infinite values out of "
+                                   f"{finite.numel()}, so nothing was saved; {likely_nonfinite_causes(p, dtype)}")

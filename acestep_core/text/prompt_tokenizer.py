@@ -183,6 +183,17 @@ class PromptTokenizer:
         """The underlying ``tokenizers.Tokenizer`` (shared; do not mutate)."""
         return self._tok
 
+    def truncation_warning(self, text: str, *, max_length: int = DEFAULT_MAX_LENGTH) -> str | None:
+        """A sentence saying which part of ``text`` the model never sees (the tokens past ``max_length``, which
+        the original pipeline cuts off silently), or ``None`` when it fits."""
+        enc = self._tok.encode(text, add_special_tokens=False)
+        keep = max_length - self.num_special
+        if len(enc.ids) <= keep:
+            return None
+        cut = enc.offsets[keep][0]
+        return (f"the tags are {len(enc.ids) + self.num_special} tokens; the model reads only the first {max_length}, "
+                f"so {text[cut:cut + 40]!r}... ({len(text) - cut} characters) is ignored: shorten the tags")
+
     def __call__(self, prompts: str | Sequence[str], *, max_length: int = DEFAULT_MAX_LENGTH) -> PromptTokens:
         import torch
 

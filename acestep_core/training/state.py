@@ -82,7 +82,7 @@ def restore(state: TrainingState, optimizer: torch.optim.Optimizer) -> None:
             if moment and local is not param and not getattr(optimizer, "LOCAL_STATE", False):
                 from torch.distributed.tensor import DTensor  # torch AdamW keeps DTensor moments for FSDP2
 
-                tensor = DTensor.from_local(tensor, param.device_mesh, param.placements,  # type: ignore[attr-defined]
+                tensor = DTensor.from_local(tensor, param.device_mesh, param.placements,
                                             shape=param.shape, stride=param.stride())
             restored[key] = tensor
         if count > 0:

@@ -101,8 +101,11 @@ def new_errors(page: Page) -> list[dict[str, Any]]:
 
 
 def load_workflow(page: Page, name: str, **widgets: dict[str, Any]) -> None:
-    """Open ``workflows/<name>.json`` shortened for the tiny CPU model (plus ``widgets`` per node type)."""
-    workflow = json.loads((WORKFLOWS / f"{name}.json").read_text(encoding="utf-8"))
+    """Open the workflow ``name`` (its API name; the file is ``workflows/<title>.json``) shortened for the tiny CPU
+    model (plus ``widgets`` per node type)."""
+    from tests.workflows.ui_to_api import TEMPLATES
+
+    workflow = json.loads((WORKFLOWS / f"{TEMPLATES[name]}.json").read_text(encoding="utf-8"))
     for node in workflow["nodes"]:
         node.get("properties", {}).pop("models", None)
     overrides = {kind: {**SHORT.get(kind, {}), **widgets.get(kind, {})} for kind in {*SHORT, *widgets}}

@@ -13,6 +13,7 @@ import io
 import json
 import math
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from acestep_core.config import CodecConfig
 from nodes import NODE_CLASS_MAPPINGS
 from tests.comfy.comfy_server import LORA_FOLDER_NAME, TINY_CHECKPOINT_NAME, ComfyServer, ComfyServerError
 from tests.comfy.conftest import SOURCE_AUDIO_NAME, SOURCE_RATE, SOURCE_SECONDS
-from tests.workflows.ui_to_api import NON_BACKEND_NODES, convert, schema_from_object_info
+from tests.workflows.ui_to_api import NON_BACKEND_NODES, api_name, convert, schema_from_object_info
 
 pytestmark = pytest.mark.comfy
 
@@ -33,7 +34,7 @@ WORKFLOWS = REPO / "workflows"
 API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
 TINY_CHOICE = f"ace_step/{TINY_CHECKPOINT_NAME}"
-LORA_CHOICE = f"{LORA_FOLDER_NAME}/pytorch_lora_weights.safetensors"  # workflows/lora.json's lora_name
+LORA_CHOICE = f"{LORA_FOLDER_NAME}/pytorch_lora_weights.safetensors"  # the LoRA workflow's lora_name
 # Shortened settings for CPU runs of the tiny model (the workflows carry the original app's defaults).
 SHORT = {
     "AceStepV1EmptyLatent": {"seconds": 2.0},
@@ -98,14 +99,14 @@ def test_object_info_lists_every_node_with_our_input_order(comfy_server: ComfySe
     assert LORA_CHOICE in loras, f"the tiny LoRA (sub-folder file of models/loras) is not listed: {loras}"
 
 
-@pytest.mark.parametrize("ui_file", UI_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("ui_file", UI_FILES, ids=api_name)
 def test_server_schemas_convert_workflows_like_pinned_ones(comfy_server: ComfyServer, ui_file: Path) -> None:
     """Converting with the live /object_info gives the checked-in API workflow (pinned core table is right)."""
     info = comfy_server.object_info()
     workflow = json.loads(ui_file.read_text(encoding="utf-8"))
     types = {n["type"] for n in workflow["nodes"]} - NON_BACKEND_NODES
     schemas = {t: schema_from_object_info(t, info[t]) for t in types}
-    expected = json.loads((WORKFLOWS / "api" / ui_file.name).read_text(encoding="utf-8"))
+    expected = json.loads((WORKFLOWS / "api" / f"{api_name(ui_file)}.json").read_text(encoding="utf-8"))
     assert convert(workflow, schemas) == expected
 
 
@@ -115,6 +116,11 @@ def test_workflows_are_served_as_templates(comfy_server: ComfyServer) -> None:
 
     templates = comfy_server.get_json("/workflow_templates")
     assert sorted(templates.get(PACK_LINK_NAME, [])) == sorted(p.stem for p in UI_FILES), templates
+    for stem in templates[PACK_LINK_NAME]:  # the thumbnail URL the frontend builds: /api/workflow_templates/...
+        quoted = urllib.parse.quote(f"{stem}.jpg")
+        assert comfy_server._request("GET", f"/api/workflow_templates/{PACK_LINK_NAME}/{quoted}")[:3] == b"\xff\xd8\xff"
+    translations = comfy_server.get_json("/i18n")
+    assert translations["en"]["templateWorkflows"]["category"][PACK_LINK_NAME] == "ACE-Step v1"
 
 
 def test_lyric_report_route(comfy_server: ComfyServer) -> None:
@@ -194,3 +200,31 @@ def test_interrupt_stops_a_long_run(comfy_server: ComfyServer) -> None:
     assert not audio_outputs(entry), "an interrupted run must not save audio"
     # The server is still usable afterwards.
     assert comfy_server.get_json("/system_stats")["system"]["comfyui_version"]
+
+
+# ----------------------------------------------------------------------------------------------- drag-back
+@pytest.mark.parametrize("fmt", ["flac", "mp3", "ogg"])
+def test_saved_audio_restores_its_workflow_when_dropped(comfy_server: ComfyServer, tmp_path: Path, fmt: str) -> None:
+    """A file saved by our Save Audio node in a real ComfyUI, read the way the frontend reads a dropped file, gives
+    back the workflow the browser sent with the prompt (the "Unable to find workflow" of issue 14)."""
+    from tests.frontend_metadata import load_workflow_from_file
+    from tests.workflows.ui_to_api import TEMPLATES
+
+    ui = json.loads((WORKFLOWS / f"{TEMPLATES['text2music']}.json").read_text(encoding="utf-8"))
+    prompt = shorten(json.loads((WORKFLOWS / "api" / "text2music.json").read_text(encoding="utf-8")))
+    save = next(k for k, v in prompt.items() if v["class_type"] == "AceStepV1SaveAudio")
+    prompt[save]["inputs"].update(format=fmt, filename_prefix=f"dragback/{fmt}")
+    for node in prompt.values():
+        if node["class_type"] == "AceStepV1EmptyLatent":
+            node["inputs"]["seconds"] = 8.0  # long enough for the frontend's MP3 reader (it reads growing chunks)
+    answer = comfy_server.post_json("/prompt", {"prompt": prompt, "client_id": comfy_server.client_id,
+                                                "extra_data": {"extra_pnginfo": {"workflow": ui}}})
+    entry = comfy_server.wait(answer["prompt_id"], timeout_s=RUN_TIMEOUT_S)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    (ref,) = entry["outputs"][save]["audio"]
+    path = tmp_path / ref["filename"]
+    path.write_bytes(comfy_server.view(ref["filename"], ref["subfolder"]))
+    assert load_workflow_from_file(path) == ("workflow", ui)
+    sidecar = json.loads(comfy_server.view(ref["filename"].rsplit(".", 1)[0] + "_input_params.json",
+                                           ref["subfolder"]))
+    assert sidecar["audio_path"] == f"{ref['subfolder']}/{ref['filename']}"  # no absolute server path

@@ -125,3 +125,60 @@ def test_sidecar_naming_and_format(tmp_path) -> None:
     target = write_sidecar(audio_path, RECORD)
     text = target.read_text(encoding="utf-8")
     assert json.loads(text) == RECORD and "我们" in text and text.startswith("{\n    ")
+
+
+# ------------------------------------------------------------------ ComfyUI drag-back (tests/frontend_metadata.py)
+def _comfy_tags() -> tuple[dict, dict, dict[str, str]]:
+    from tests.parity import REPO_ROOT
+
+    workflow = json.loads((REPO_ROOT / "workflows" / "api" / "text2music.json").read_text(encoding="utf-8"))
+    graph = {"nodes": [{"id": 1, "type": "AceStepV1TextEncode", "widgets_values": ["pop", "[verse]\n我们一起唱"]}],
+             "api": workflow}
+    return workflow, graph, {"prompt": json.dumps(workflow), "workflow": json.dumps(graph)}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_comfyui_reads_the_workflow_back_as_its_frontend_does(tmp_path, fmt: str) -> None:
+    """Dropping the file on ComfyUI's canvas restores the workflow (flac, ogg, mp3) exactly, non-ASCII text
+    included; our parameter record stays readable next to it. WAV: ComfyUI's frontend has no WAV reader."""
+    from tests.frontend_metadata import load_workflow_from_file
+
+    prompt, graph, tags = _comfy_tags()
+    path = write_audio(tmp_path / f"song.{fmt}", _tone(6.0), 48000, metadata=RECORD,
+                       extra_tags={k: json.dumps(json.loads(v), ensure_ascii=True) for k, v in tags.items()})
+    kind, loaded = load_workflow_from_file(path)
+    if fmt == "wav":
+        assert kind == "error"
+    else:
+        assert (kind, loaded) == ("workflow", graph)
+    assert read_embedded_params(path) == RECORD
+    decoded, _ = read_audio(path)
+    assert decoded.shape[0] == 2 and decoded.shape[1] > 48000 * 5
+
+
+def test_ogg_reader_survives_a_length_byte_that_is_a_brace(tmp_path) -> None:
+    """ComfyUI's Ogg regular expression runs from ``prompt={`` to the next zero byte and keeps text up to the last
+    ``}``: a following entry length with a 0x7D byte would break it, so values are padded to avoid one."""
+    from tests.frontend_metadata import load_workflow_from_file
+
+    prompt = json.dumps({"1": {"inputs": {"text": "x"}}})
+    for size in range(200, 700):  # one of these puts 0x7D in the low byte of the workflow entry's length
+        graph = json.dumps({"pad": "y" * size})
+        if len(f"workflow={graph}") & 0xFF == 0x7D:
+            break
+    path = write_audio(tmp_path / "s.ogg", _tone(3.0), 48000, extra_tags={"prompt": prompt, "workflow": graph})
+    assert load_workflow_from_file(path) == ("workflow", json.loads(graph))
+
+
+def test_audio_is_written_atomically_and_never_over_an_existing_file(tmp_path) -> None:
+    first = write_audio(tmp_path / "a.flac", _tone(), 48000)
+    data = first.read_bytes()
+    from acestep_core.safe_write import OutputExistsError
+
+    with pytest.raises(OutputExistsError, match="exists; nothing was replaced"):
+        write_audio(first, _tone() * 0.5, 48000)
+    assert first.read_bytes() == data
+    assert write_audio(first, _tone() * 0.5, 48000, unique=True) == tmp_path / "a-1.flac"
+    with pytest.raises(AudioFileError, match="NaN or infinite; nothing was written"):
+        write_audio(tmp_path / "nan.wav", torch.full((2, 100), float("nan")), 48000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-1.flac", "a.flac"]

@@ -139,8 +139,9 @@ def test_edit(tmp_path, capsys, src_folder) -> None:
                                      "--edit-target-lyrics", "[verse]\nNew words", "--edit-n-min", "0.2",
                                      "--edit-n-max", "0.8"), capsys)
     assert code == 0, err
-    (record,) = check_outputs(paths, task="edit")
-    assert record["prompt"] == "jazz, piano" and record["edit_target_lyrics"] == "[verse]\nNew words"
+    (record,) = check_outputs(paths, task="edit")  # source texts under prompt/lyrics, targets under edit_target_*
+    assert record["prompt"] == "pop, electronic" and record["lyrics"] == LYRICS
+    assert record["edit_target_prompt"] == "jazz, piano" and record["edit_target_lyrics"] == "[verse]\nNew words"
 
 
 def test_audio2audio(tmp_path, capsys, src_folder) -> None:
@@ -196,7 +197,7 @@ def test_params_full_writer_repaint_with_relative_audio(tmp_path, capsys, src_fo
                             str(tmp_path / "out.wav")], capsys)
     assert code == 0, err
     (written,) = check_outputs(paths, task="repaint")
-    assert Path(written["src_audio_path"]) == (folder / "audio" / "src.wav").resolve()
+    assert written["src_audio_path"] == "job/audio/src.wav"  # relative to the sidecar's folder, where --params looks
     assert written["retake_seeds"] == [2907904223] and written["guidance_interval"] == 0.3
 
 
@@ -219,7 +220,9 @@ def test_params_lora_hub_id_is_planned_with_the_original_scale(tmp_path, capsys,
 @pytest.mark.parametrize(("extra", "message"), [
     (["--lora", "no/such/lora.safetensors:0.5"], "--lora no/such/lora.safetensors:0.5: no/such/lora.safetensors "
                                                  "not found"),
-    (["--lora", str(LORA_DIR / "lora_r4_a8") + ":nan"], "strength must be a finite number"),
+    (["--lora", str(LORA_DIR / "lora_r4_a8") + ":nan"], "strength nan is outside -3 .. 3"),
+    (["--lora", str(LORA_DIR / "lora_r4_a8") + ":1e9"], "strength 1000000000.0 is outside -3 .. 3"),
+    (["--lora", str(LORA_DIR / "lora_r4_a8") + ":abc"], "the strength 'abc' after the last ':' is not a number"),
 ])
 def test_bad_lora_flags_exit_2(tmp_path, capsys, monkeypatch, extra, message) -> None:
     require_parity()
@@ -359,7 +362,7 @@ def test_invalid_generation_values_exit_2(tmp_path, capsys, monkeypatch) -> None
     require_parity()
     _forbid_model_loading(monkeypatch)
     code, _, err = run(["--tags", "pop", "--guidance-interval", "2", "--output", str(tmp_path / "o.wav")], capsys)
-    assert code == 2 and "guidance_interval" in err
+    assert code == 2 and "--guidance-interval: expected a value in [0, 1]" in err, err
 
 
 def test_cuda_unavailable_is_a_usage_error(capsys, monkeypatch) -> None:

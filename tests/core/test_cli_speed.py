@@ -50,7 +50,8 @@ def test_plan_defaults_to_the_fastest_safe_path(tmp_path) -> None:
     assert _plan(tmp_path, "--eager").acceleration == Acceleration(batch_guidance=True, cuda_graphs=False,
                                                                    compile=False)
     assert _plan(tmp_path, "--no-batch-guidance").acceleration == Acceleration(batch_guidance=False)
-    assert _plan(tmp_path, "--compile").acceleration == Acceleration(compile=True)  # CPU: inductor's C++ backend
+    with pytest.raises(cli.UsageError, match="--compile works on CUDA only"):  # inductor's CPU backend fails
+        _plan(tmp_path, "--compile")
 
 
 def test_cuda_graphs_on_cpu_is_a_logged_no_op(tmp_path, caplog) -> None:

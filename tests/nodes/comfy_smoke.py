@@ -86,7 +86,7 @@ def _check_lora(pkg: str, model, c, empty, args, models: str, checkpoint: str) -
     sampling = importlib.import_module(pkg + ".sampling")
     assert "ace_step/lora_r4_a8" in lora.list_loras()
     plain = sampling.AceStepV1Sampler().sample(model, c, empty, **args)[0]["samples"]
-    (patched_model,) = lora.AceStepV1LoraLoader().apply(model, "ace_step/lora_r4_a8", 0.5)
+    (patched_model,) = lora.AceStepV1LoraLoader().apply(model, "ace_step/lora_r4_a8", 0.5)["result"]
     assert not model.transformer.patcher.patches and len(patched_model.transformer.patcher.patches) == 211
     adapter.load_models([patched_model.transformer])
     golden = load_file(os.path.join(lora_dir, "effective_weights.safetensors"))

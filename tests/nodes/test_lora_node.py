@@ -55,7 +55,7 @@ def empty() -> dict[str, Any]:
 
 
 def _apply(model: Any, name: str, strength: float) -> Any:
-    return AceStepV1LoraLoader().apply(model, name, strength)[0]
+    return AceStepV1LoraLoader().apply(model, name, strength)["result"][0]
 
 
 def _core_merged_sample(model: Any, conditioning: Any, empty: Any, specs: list[LoraSpec]) -> torch.Tensor:
@@ -120,15 +120,48 @@ def test_other_models_loras_are_refused(lora_folders, model) -> None:
         _apply(model, "sdxl_style.safetensors", 1.0)
     with pytest.raises(CheckpointError, match=r"lora_name 'nope.safetensors': LoRA not found. Available: \["):
         _apply(model, "nope.safetensors", 1.0)
-    with pytest.raises(ValueError, match="strength 5.0: must be between -3.0 and 3.0"):
+    with pytest.raises(ValueError, match=r"strength 5.0 is outside -3 .. 3"):
         _apply(model, "comfy_r4.safetensors", 5.0)
 
 
 def test_lora_path_input_wins_and_the_from_input_choice_needs_it(lora_folders, model, conditioning, empty) -> None:
     by_name = sample(_apply(model, "ace_step/lora_r4_a8", 0.5), conditioning, empty)["samples"]
-    (by_path,) = AceStepV1LoraLoader().apply(model, FROM_INPUT_CHOICE, 0.5, lora_path=" ace_step/lora_r4_a8 ")
+    (by_path,) = AceStepV1LoraLoader().apply(model, FROM_INPUT_CHOICE, 0.5, lora_path=" ace_step/lora_r4_a8 ")["result"]
     torch.testing.assert_close(sample(by_path, conditioning, empty)["samples"], by_name, rtol=0, atol=0)
     with pytest.raises(ValueError, match="needs the lora_path input connected"):
         AceStepV1LoraLoader().apply(model, FROM_INPUT_CHOICE, 1.0)
     with pytest.raises(ValueError, match="needs the lora_path input connected"):
         AceStepV1LoraLoader().apply(model, FROM_INPUT_CHOICE, 1.0, lora_path="  ")
+
+
+def test_the_scale_used_is_shown_and_a_missing_config_is_a_warning(lora_folders, models_dir, model, caplog) -> None:
+    """A LoRA without adapter_config.json (what a bare weights download leaves) is applied at alpha = r: the node
+    says so on the node (ui text) and in the log; with the config, it shows the trained scale."""
+    bare = models_dir / "loras" / "bare_r16.safetensors"
+    shutil.copy(LORA_DIR / "lora_r16_a8_rslora" / "pytorch_lora_weights.safetensors", bare)
+    with caplog.at_level("INFO"):
+        out = AceStepV1LoraLoader().apply(model, "bare_r16.safetensors", 1.0)
+    (text,) = out["ui"]["text"]
+    assert text.startswith("warning: ") and "no adapter_config.json" in text and "alpha = r is assumed" in text
+    assert "no adapter_config.json" in caplog.text
+    (text,) = AceStepV1LoraLoader().apply(model, "r16/pytorch_lora_weights.safetensors", 0.5)["ui"]["text"]
+    assert "scale 0.5 x 2 = strength x alpha 8 / sqrt(r) from adapter_config.json" in text, text
+
+
+def test_a_lora_run_is_recorded_with_the_original_apps_weight(lora_folders, model, conditioning, empty,
+                                                              output_dir) -> None:
+    """The sidecar names the LoRA relative to ComfyUI's models folder and its original-app weight (strength x
+    alpha / r), not "none"."""
+    import json
+
+    from nodes.audio import AceStepV1LatentToAudio, AceStepV1SaveAudio
+
+    latent = sample(_apply(model, "ace_step/lora_r4_a8", 0.5), conditioning, empty)
+    (audio,) = AceStepV1LatentToAudio().decode(model, latent, "48000", "off")
+    (saved,) = AceStepV1SaveAudio().save(audio, "lora/song", "flac")["ui"]["audio"]
+    sidecar = output_dir / "lora" / saved["filename"].replace(".flac", "_input_params.json")
+    record = json.loads(sidecar.read_text(encoding="utf-8"))
+    assert record["lora_name_or_path"] == "ace_step/lora_r4_a8" and record["lora_weight"] == 1.0
+    assert record["audio_path"] == f"lora/{saved['filename']}"  # relative to the output folder
+    latent = sample(_apply(model, "comfy_r4.safetensors", 0.7), conditioning, empty)
+    assert latent["acestep_params"]["acestep_lora_name_or_path"] == "loras/comfy_r4.safetensors"

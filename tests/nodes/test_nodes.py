@@ -16,6 +16,7 @@ from nodes.conditioning import AceStepV1GuidanceOptions, AceStepV1TextEncode
 from nodes.latent import AceStepV1EmptyLatent, AceStepV1ExtendLatent, AceStepV1RepaintWindow
 from nodes.loaders import DOWNLOAD_CHOICE, list_checkpoints
 from nodes.sampling import AceStepV1FlowEdit, AceStepV1Sampler
+from tests.frontend_metadata import load_workflow_from_file
 
 SAMPLER_DEFAULTS = dict(seed=1234, steps=2, guidance_scale=15.0, scheduler="euler", cfg_type="apg", omega_scale=10.0,
                         retake_variance=0.0, audio2audio_strength=0.5)
@@ -66,7 +67,8 @@ def test_text2music_decode_save(model: Any, conditioning: Any, output_dir: Path)
     assert sf.info(str(path)).samplerate == 44100
     meta = embedded_metadata(path)
     assert meta["task"] == "text2music" and meta["actual_seeds"] == [1234, 1235]
-    assert meta["workflow"] == {} and meta["comfyui_prompt"] == {"1": {}}
+    assert meta["audio_path"] == "audio/song_00001_.flac"  # relative to ComfyUI's output folder
+    assert load_workflow_from_file(path) == ("workflow", {})  # the tags ComfyUI's frontend reads on drop
     assert (output_dir / "audio" / "song_00001__input_params.json").is_file()
     again = AceStepV1SaveAudio().save(audio, "audio/song", "wav")["ui"]["audio"]
     assert again[0]["filename"] == "song_00003_.wav"

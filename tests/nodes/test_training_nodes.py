@@ -58,7 +58,7 @@ def test_dataset_report_and_training_into_models_loras(model: Any, models_dir: P
     assert image.shape[0] == 1 and image.shape[-1] == 3 and 0.0 <= float(image.min()) <= float(image.max()) <= 1.0
     assert preview["sample_rate"] == 48000 and preview["waveform"].shape[:2] == (1, 2)
     assert float(preview["waveform"].abs().max()) > 0  # a real render of the final LoRA, not the silent fallback
-    (with_lora,) = AceStepV1LoraLoader().apply(model, "ignored", 1.0, lora_path=lora_path)
+    (with_lora,) = AceStepV1LoraLoader().apply(model, "ignored", 1.0, lora_path=lora_path)["result"]
     assert with_lora is not model
 
 

@@ -63,7 +63,8 @@ def test_two_processes_equal_one_and_a_sharded_state_resumes_exactly(songs: Path
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in two.glob("training_state.rank*")) == [
         "training_state.rank00000-of-00002.safetensors", "training_state.rank00001-of-00002.safetensors"]
-    logs = [[json.loads(line) for line in (folder / "loss_log.jsonl").read_text().splitlines()] for folder in (one, two)]
+    logs = [[json.loads(line) for line in (folder / "loss_log.jsonl").read_text().splitlines()]
+            for folder in (one, two)]
     assert [s["step"] for s in logs[1]] == [1, 2, 3, 4]
     for a, b in zip(*logs, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
@@ -109,7 +110,8 @@ def test_the_output_is_a_whole_checkpoint_and_shards_read_back(songs: Path, tmp_
                              max_shard_bytes=1_000_000)
     index = json.loads((sharded / f"{WEIGHTS}.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
-    assert len(shards) > 1 and not (sharded / WEIGHTS).exists() and shards[0].endswith(f"-of-{len(shards):05d}.safetensors")
+    assert len(shards) > 1 and not (sharded / WEIGHTS).exists()
+    assert shards[0].endswith(f"-of-{len(shards):05d}.safetensors")
     again = read_weights(sharded, WEIGHTS)
     assert sorted(again) == sorted(saved) and all(torch.equal(again[k], saved[k]) for k in saved)
 

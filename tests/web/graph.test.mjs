@@ -14,9 +14,13 @@ const WIDGETS = {
   AceStepV1EmptyLatent: ["seconds", "batch_size"],
 };
 
+// API name -> the UI workflow's file name (its template title), shared with tests/workflows/ui_to_api.py.
+const TEMPLATES = JSON.parse(readFileSync(new URL("../workflows/templates.json", import.meta.url), "utf8"));
+
 /** A LiteGraph-like graph (getNodeById, links, inputs[].link, outputs[].links, widgets) of a UI workflow. */
 function graphOf(name) {
-  const workflow = JSON.parse(readFileSync(new URL(`../../workflows/${name}.json`, import.meta.url), "utf8"));
+  const file = `../../workflows/${TEMPLATES[name]}.json`;
+  const workflow = JSON.parse(readFileSync(new URL(file, import.meta.url), "utf8"));
   const nodes = new Map(workflow.nodes.map((n) => [n.id, {
     id: n.id, type: n.type, inputs: n.inputs ?? [], outputs: n.outputs ?? [],
     widgets: (WIDGETS[n.type] ?? []).map((widget, i) => ({ name: widget, value: n.widgets_values?.[i] })),

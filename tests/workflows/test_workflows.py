@@ -19,13 +19,16 @@ from tests.workflows.ui_to_api import (
     AUDIO_UI_NODES,
     DYNAMIC_COMBOS,
     NON_BACKEND_NODES,
+    TEMPLATES,
     ConversionError,
     NodeSchema,
+    api_name,
     assign_widgets,
     convert,
     core_schemas,
     schemas_from_classes,
 )
+from tests.workflows.view import view_problems
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
@@ -49,23 +52,47 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def ids(path: Path) -> str:
-    return path.stem
+    return api_name(path)
 
 
 # ----------------------------------------------------------------------------------------------- inventory
 def test_every_feature_has_a_ui_and_an_api_workflow() -> None:
-    """One UI workflow per feature, each with its API copy, and no stray files."""
-    ui_names = {p.stem for p in UI_FILES}
-    api_names = {p.stem for p in API_DIR.glob("*.json")}
-    assert ui_names == EXPECTED_WORKFLOWS
-    assert api_names == ui_names
+    """One UI workflow per feature (named by its template title), each with its API copy and its template
+    thumbnail, and no stray files."""
+    assert {p.stem for p in UI_FILES} == set(TEMPLATES.values())
+    assert set(TEMPLATES) == EXPECTED_WORKFLOWS
+    assert {p.stem for p in API_DIR.glob("*.json")} == EXPECTED_WORKFLOWS
+    assert {p.stem for p in WORKFLOWS.glob("*.jpg")} == set(TEMPLATES.values())
+    assert sorted(p.stem for p in UI_FILES) == list(TEMPLATES.values())  # the number in the title orders them
+
+
+def test_thumbnails_are_small_jpegs() -> None:
+    """The template browser asks for ``<name>.jpg`` next to each workflow (frontend 1.27, mediaSubtype jpg)."""
+    for path in WORKFLOWS.glob("*.jpg"):
+        data = path.read_bytes()
+        assert data[:3] == b"\xff\xd8\xff" and 5_000 < len(data) < 120_000, (path.name, len(data))
+
+
+def test_template_category_has_a_title() -> None:
+    """The browser titles a custom node's category with ``templateWorkflows.category.<install folder>`` from the
+    pack's ``locales/<lang>/main.json`` (ComfyUI merges them into the frontend's messages)."""
+    messages = load(REPO / "locales" / "en" / "main.json")
+    categories = messages["templateWorkflows"]["category"]
+    assert categories["comfyui-acestep-v1"] == "ACE-Step v1"  # the registry / git install folder name
 
 
 def test_readme_lists_every_workflow() -> None:
-    """``workflows/README.md`` has a table row per workflow."""
+    """``workflows/README.md`` has a table row per workflow, under its title, naming its API file."""
     readme = (WORKFLOWS / "README.md").read_text(encoding="utf-8")
-    for name in EXPECTED_WORKFLOWS:
-        assert f"`{name}.json`" in readme, name
+    for name, title in TEMPLATES.items():
+        assert f"`{title}.json`" in readme and f"`api/{name}.json`" in readme, name
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=ids)
+def test_workflow_opens_framed_at_1920x1080(path: Path) -> None:
+    """The stored view shows every node inside the visible canvas of a 1920x1080 screen, readable and without
+    overlaps (sizes are the ones the frontend renders; tests/comfy checks them in the real frontend)."""
+    assert view_problems(load(path)) == []
 
 
 # --------------------------------------------------------------------------------------------- structure
@@ -197,7 +224,7 @@ def test_links_point_at_existing_slots_with_matching_types(path: Path, schemas: 
 def test_conversion_matches_checked_in_api_workflow(path: Path, schemas: dict[str, NodeSchema]) -> None:
     """UI -> API conversion succeeds and equals ``workflows/api/<name>.json`` (regenerate both together)."""
     api = convert(load(path), schemas)
-    assert api == load(API_DIR / path.name)
+    assert api == load(API_DIR / f"{api_name(path)}.json")
     assert all(node["class_type"] not in NON_BACKEND_NODES for node in api.values())
     assert any(node["class_type"] in ("AceStepV1SaveAudio", *AUDIO_UI_NODES) for node in api.values())
 

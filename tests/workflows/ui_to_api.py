@@ -20,7 +20,7 @@ Node schemas come from a ``class_type -> INPUT_TYPES dict`` mapping plus output 
 :func:`schemas_from_classes` builds them from V1 node classes (ours) and the pinned tables of core nodes.
 
 After editing a UI workflow, regenerate its API copy: ``python -m tests.workflows.ui_to_api`` (from the repo root)
-rewrites ``workflows/api/<name>.json`` for every ``workflows/<name>.json``.
+rewrites ``workflows/api/<name>.json`` for every ``workflows/<title>.json`` (:data:`TEMPLATES`).
 """
 
 from __future__ import annotations
@@ -33,11 +33,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "API_NAMES",
     "AUDIO_UI_NODES",
     "CORE_NODES",
     "DYNAMIC_COMBOS",
     "NON_BACKEND_NODES",
     "SEED_NAMES",
+    "TEMPLATES",
+    "api_name",
     "WIDGET_TYPES",
     "ConversionError",
     "InputSpec",
@@ -277,8 +280,23 @@ def convert(workflow: Mapping[str, Any], schemas: Mapping[str, NodeSchema]) -> d
     return prompt
 
 
+# API name -> title of the UI workflow (tests/workflows/templates.json, read by the web tests too; in reading
+# order). ComfyUI 0.3.64's template browser shows a custom node's template under its
+# file name (no title field), so the UI files are named by their titles; the number orders them for readers
+# (the browser lists them in directory order) and every sorted listing. The thumbnail is ``<title>.jpg``.
+TEMPLATES: dict[str, str] = json.loads((Path(__file__).with_name("templates.json")).read_text(encoding="utf-8"))
+API_NAMES: dict[str, str] = {title: name for name, title in TEMPLATES.items()}
+
+
+def api_name(ui_path: Path) -> str:
+    """The API file name (``text2music``) of a UI workflow file (``01 Text to music.json``)."""
+    if ui_path.stem not in API_NAMES:
+        raise ConversionError(f"{ui_path.name}: not in TEMPLATES (tests/workflows/ui_to_api.py); add its API name")
+    return API_NAMES[ui_path.stem]
+
+
 def regenerate_api_workflows(workflows_dir: Path) -> list[Path]:
-    """Rewrite ``<dir>/api/<name>.json`` from every UI workflow ``<dir>/<name>.json`` (our nodes + pinned core)."""
+    """Rewrite ``<dir>/api/<name>.json`` from every UI workflow ``<dir>/<title>.json`` (our nodes + pinned core)."""
     from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 
     schemas = {**schemas_from_classes(NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS), **core_schemas()}
@@ -287,7 +305,7 @@ def regenerate_api_workflows(workflows_dir: Path) -> list[Path]:
     written = []
     for path in sorted(workflows_dir.glob("*.json")):
         prompt = convert(json.loads(path.read_text(encoding="utf-8")), schemas)
-        target = api_dir / path.name
+        target = api_dir / f"{api_name(path)}.json"
         target.write_text(json.dumps(prompt, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         written.append(target)
     return written
