@@ -31,8 +31,9 @@ r 256 and r 64 rsLoRA alpha 32 on the RapMachine targets, batch 1 (the original 
 weights, checkpointing ``auto`` (what users get), r 64 and r 256, batch 1 then ``--batches`` until out of memory
 or less than 5 % more clips per hour; ``light`` = bf16 + checkpointing on, fp8 + checkpointing on, fp8 + 8-bit
 AdamW (r 64). A case the installed core cannot run (no ``precision="fp8"``, no ``optimizer``) is listed as
-unavailable. ``faithful-r256-tf32`` is the faithful case with TF32 matmuls, which the original's trainer turns on
-(``torch.set_float32_matmul_precision("high")``) and our trainer does not.
+unavailable. fp32 matmuls run in TF32 on CUDA as in the original's trainer
+(``torch.set_float32_matmul_precision("high")``; our ``TrainConfig.tf32``, on by default);
+``faithful-r256-strict-fp32`` is the faithful case with true fp32 matmuls (``--no-tf32``).
 
 Timing: ``--warmup`` optimiser steps untimed, then ``--steps`` timed: the wall time between two consecutive
 ``on_step`` callbacks after a device sync (the whole step as the loop runs it); ``s_per_step`` is their median,
@@ -62,6 +63,7 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -92,7 +94,7 @@ class Case:
     rank: int
     batch: int = 1
     optimizer: str = "adamw"
-    tf32: bool = False
+    tf32: bool = True
     sweep: bool = False  # fast cases: try --batches after batch 1
 
 
@@ -104,7 +106,7 @@ CASES: tuple[Case, ...] = (
     Case("light-bf16-r64", "light", "bf16", "on", 64),
     Case("light-fp8-r64", "light", "fp8", "on", 64),
     Case("light-fp8-adamw8bit-r64", "light", "fp8", "on", 64, optimizer="adamw8bit"),
-    Case("faithful-r256-tf32", "faithful", "fp32", "on", 256, tf32=True),
+    Case("faithful-r256-strict-fp32", "faithful", "fp32", "on", 256, tf32=False),
 )
 
 
@@ -269,7 +271,7 @@ def train_config(case: Case, steps: int) -> Any:
     try:
         return TrainConfig(max_steps=steps, lora=LoraConfig(r=case.rank, lora_alpha=RAPMACHINE_ALPHA, use_rslora=True),
                            batch_size=case.batch, precision=case.precision, checkpointing=case.checkpointing,
-                           repa="on", save_every=0, preview_every=0, **extra)
+                           repa="on", save_every=0, preview_every=0, tf32=case.tf32, **extra)
     except (TypeError, ValueError) as e:  # TypeError: a field this core lacks; ValueError: a value it refuses
         raise CaseUnavailable(f"the installed core refuses precision={case.precision!r} / "
                               f"optimizer={case.optimizer!r}: {e}") from e
@@ -338,7 +340,7 @@ def run_case(case: Case, spec: ModelSpec, device: torch.device, args: argparse.N
     from acestep_core.training.batch import collate, make_training_item
     from acestep_core.training.loop import TrainCallbacks, TrainingRun
     from acestep_core.training.run_files import RunFolder
-    from acestep_core.training.session import checkpointing_enabled
+    from acestep_core.training.session import checkpointing_enabled, needed_without_checkpointing
 
     config = train_config(case, args.warmup + args.steps)
     result = Result(case.name, case.group, case.precision, case.checkpointing, case.rank, case.batch,
@@ -349,11 +351,14 @@ def run_case(case: Case, spec: ModelSpec, device: torch.device, args: argparse.N
     if device.type == "cuda":
         result.construction_peak_gib = _gib(torch.cuda.max_memory_allocated(device))
         result.resident_gib = _gib(torch.cuda.memory_allocated(device))
-    checkpoint = checkpointing_enabled(config.checkpointing, device)
+    data = synthetic_songs(case.batch, spec, args.seconds, args.lyric_tokens, seed=1)
+    frames = max(song.latents.shape[-1] for song in data.prepared)
+    checkpoint = checkpointing_enabled(config.checkpointing, device,  # as build_training_run decides it
+                                       needed_without_checkpointing(SimpleNamespace(transformer=transformer), config,
+                                                                    frames))
     result.ckpt = ("on" if checkpoint else "off") if case.checkpointing != "auto" else \
         f"auto->{'on' if checkpoint else 'off'}"
     result.lora_params = _lora_params(transformer, config.lora)
-    data = synthetic_songs(case.batch, spec, args.seconds, args.lyric_tokens, seed=1)
     tokenizer = FakePromptTokenizer(spec.umt5.vocab_size, torch.Generator().manual_seed(2))
     timer = StepTimer(device, args.warmup, args.steps)
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp, tf32(case.tf32):

@@ -67,7 +67,7 @@ def _estimate(models: Any, dataset: Any, config: Any, checkpointing: bool) -> in
     return training_memory_bytes(weight_bytes=module_bytes(models.transformer, models.codec, models.text_encoder),
                                  trained_params=lora, frames=frames, model_dim=cfg.model_dim,
                                  num_blocks=cfg.num_layers, batch=config.batch_size,
-                                 activation_bytes=4 if config.precision == "fp32" else 2,
+                                 value_bytes=4 if config.precision == "fp32" else 2,
                                  checkpointing=checkpointing,
                                  optimizer_bytes=2.0 if config.optim.optimizer == "adamw8bit" else 8.0)
 

@@ -111,7 +111,8 @@ class AceStepV1TrainOptions:
             "optimizer": (OPTIMIZER_CHOICES, {"default": "adamw", "tooltip": (
                 "adamw = the original; adamw8bit keeps the optimiser moments in 8 bits (less memory).")}),
             "checkpointing": (CHECKPOINTING_CHOICES, {"default": "auto", "tooltip": (
-                "Activation checkpointing per DiT block (auto: off with >= 40 GiB of free GPU memory).")}),
+                "Activation checkpointing per DiT block (auto: off when the free GPU memory holds the run "
+                "without it).")}),
             "accumulate": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "Micro-batches per step."}),
             "warmup_steps": ("INT", {"default": 10, "min": 0, "max": 100000, "tooltip": (
                 "Steps of linear learning-rate warm-up from 0 (the original: 10).")}),

@@ -117,7 +117,7 @@ def plan_training(args: argparse.Namespace) -> TrainPlan:
                              shift=args.shift, mask_padding=args.mask_padding, save_every=args.save_every,
                              keep_checkpoints=args.keep, preview_every=args.preview_every,
                              preview_seconds=args.preview_seconds, preview_steps=args.preview_steps,
-                             full=args.full)
+                             full=args.full, tf32=args.tf32)
     except (ValueError, LoraError) as e:
         raise UsageError(str(e)) from e
     init_lora = Path(args.init_lora).expanduser() if args.init_lora else None

@@ -109,7 +109,10 @@ def _add_speed_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
                    help="adamw = the original; adamw8bit keeps the optimiser moments in 8 bits (less memory)")
     g.add_argument("--checkpointing", choices=CHECKPOINTING_CHOICES, default="auto",
-                   help="activation checkpointing per DiT block (auto: off on a GPU with >= 40 GiB free)")
+                   help="activation checkpointing per DiT block (auto: off on a GPU whose free memory holds "
+                        "the run without it)")
+    g.add_argument("--no-tf32", dest="tf32", action="store_false",
+                   help="true fp32 matmuls on CUDA (default: TF32, as the original's trainer sets)")
     g.add_argument("--mask-padding", action="store_true", help="leave the padding of shorter clips in a batch out "
                                                                "of the loss (the original trains on it)")
     g.add_argument("--device", default="auto", help="auto | cuda | cuda:N | cpu | mps")

@@ -41,6 +41,7 @@ class TrainConfig:
     lyric_dropout: float = LYRIC_DROPOUT
     mask_padding: bool = False  # ours: leave the padding of shorter clips out of the loss
     full: bool = False  # train every transformer weight (FSDP2) instead of a LoRA
+    tf32: bool = True  # fp32 matmuls on CUDA in TF32, as the original's trainer.py sets (matmul precision "high")
     save_every: int = 500
     keep_checkpoints: int = 3
     preview_every: int = 0

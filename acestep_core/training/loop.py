@@ -6,12 +6,13 @@ loss stops without stepping, keeping the last good LoRA.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,10 @@ class TrainingRun:
     final_preview: bool = False  # also render a preview of the final LoRA (unless the run stopped early)
 
     def train(self, callbacks: TrainCallbacks | None = None, *, resume: bool = False) -> TrainResult:
-        callbacks = callbacks or TrainCallbacks()
+        with _matmul_precision(self.config.tf32 and self.device.type == "cuda"):
+            return self._train(callbacks or TrainCallbacks(), resume)
+
+    def _train(self, callbacks: TrainCallbacks, resume: bool) -> TrainResult:
         config = self.config
         adapter = self.trainee() if self.trainee is not None else LoraTrainee(
             self.transformer, config, device=self.device, dist=self.dist, checkpoint_blocks=self.checkpoint_blocks,
@@ -253,6 +257,19 @@ class _NullContext:
 
     def __exit__(self, *args: object) -> None:
         return None
+
+
+@contextlib.contextmanager
+def _matmul_precision(tf32: bool) -> Iterator[None]:
+    """TF32 for fp32 matmuls and convolutions during the run (the original's trainer.py sets
+    ``torch.set_float32_matmul_precision("high")`` at import); the process's settings come back afterwards."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    if tf32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _to_float(value: torch.Tensor) -> float:

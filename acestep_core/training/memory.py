@@ -10,22 +10,29 @@ conservative against that.
 
 from __future__ import annotations
 
-__all__ = ["module_bytes", "training_memory_bytes"]
+__all__ = ["activation_bytes", "module_bytes", "training_memory_bytes"]
 
 BLOCK_WORKING_SET = 48  # activation values kept per frame and model dimension inside one DiT block (fwd + bwd)
 
 
 def training_memory_bytes(*, weight_bytes: int, trained_params: int, frames: int, model_dim: int, num_blocks: int,
-                          batch: int, activation_bytes: int, checkpointing: bool, optimizer_bytes: float = 8.0
+                          batch: int, value_bytes: int, checkpointing: bool, optimizer_bytes: float = 8.0
                           ) -> int:
     """Bytes a run needs: ``weight_bytes`` of the loaded (frozen) models, the trained parameters (fp32 value +
     gradient + ``optimizer_bytes`` of optimiser state each: 8 for AdamW, ~2 for 8-bit AdamW), activations of
-    ``activation_bytes`` per value (4 fp32, 2 bf16)."""
+    ``value_bytes`` per value (4 fp32, 2 bf16)."""
     trained = trained_params * (4 + 4 + optimizer_bytes)
-    per_block = batch * frames * model_dim * activation_bytes
-    activations = per_block * (num_blocks + BLOCK_WORKING_SET) if checkpointing else \
-        per_block * num_blocks * BLOCK_WORKING_SET
+    activations = activation_bytes(frames=frames, model_dim=model_dim, num_blocks=num_blocks, batch=batch,
+                                   value_bytes=value_bytes, checkpointing=checkpointing)
     return int(weight_bytes + trained + activations)
+
+
+def activation_bytes(*, frames: int, model_dim: int, num_blocks: int, batch: int, value_bytes: int,
+                     checkpointing: bool) -> int:
+    """Activations of one micro-batch: every block's working set, or with checkpointing the blocks' inputs plus
+    one block's working set."""
+    per_block = batch * frames * model_dim * value_bytes
+    return per_block * (num_blocks + BLOCK_WORKING_SET) if checkpointing else per_block * num_blocks * BLOCK_WORKING_SET
 
 
 def module_bytes(*modules: object) -> int:

@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["CHECKPOINTING_FREE_GIB", "TrainingModels", "build_training_run", "checkpointing_enabled",
            "load_training_models"]
 
-CHECKPOINTING_FREE_GIB = 40.0  # --checkpointing auto: off when this much GPU memory is free (measured peak ~23 GiB)
+CHECKPOINTING_FREE_GIB = 40.0  # --checkpointing auto without an estimate: off when this much GPU memory is free
+AUTO_MARGIN_BYTES = 2 * 2**30
 
 
 @dataclass
@@ -69,14 +70,36 @@ def load_training_models(checkpoint: str | Path, lyric_tokenizer: LyricTokenizer
                           lyric_tokenizer=lyric_tokenizer, source=Path(checkpoint))
 
 
-def checkpointing_enabled(choice: str, device: torch.device) -> bool:
-    """``--checkpointing``: on / off, or ``auto`` = off only on a GPU with plenty of free memory."""
+def checkpointing_enabled(choice: str, device: torch.device, needed_bytes: int | None = None) -> bool:
+    """``--checkpointing``: on / off, or ``auto`` = off only on a GPU whose free memory holds what the run still
+    needs without checkpointing (``needed_bytes``: activations + trained state, plus a 2 GiB margin; unknown:
+    :data:`CHECKPOINTING_FREE_GIB`)."""
     if choice != "auto":
         return choice == "on"
     if device.type != "cuda":
         return True
     free, _ = torch.cuda.mem_get_info(device)
-    return free / 2**30 < CHECKPOINTING_FREE_GIB
+    if needed_bytes is None:
+        return free / 2**30 < CHECKPOINTING_FREE_GIB
+    return free < needed_bytes + AUTO_MARGIN_BYTES
+
+
+def needed_without_checkpointing(models: TrainingModels, config: TrainConfig, frames: int) -> int:
+    """What a run allocates on top of its loaded models without activation checkpointing: the longest
+    micro-batch's activations and the trained parameters' gradients and optimiser state."""
+    from .lora import target_linears
+    from .memory import activation_bytes
+
+    cfg = models.transformer.cfg
+    if config.full:
+        trained = sum(p.numel() for p in models.transformer.parameters())
+    else:
+        trained = sum(config.lora.r * (m.in_features + m.out_features)
+                      for m in target_linears(models.transformer, config.lora).values())
+    state = trained * (4 + (2 if config.optim.optimizer == "adamw8bit" else 8)) + (0 if config.full else trained * 4)
+    return activation_bytes(frames=frames, model_dim=cfg.model_dim, num_blocks=cfg.num_layers,
+                            batch=config.batch_size, value_bytes=4 if config.precision == "fp32" else 2,
+                            checkpointing=False) + state
 
 
 def _text_encoder(models: TrainingModels, device: torch.device) -> Callable[[list[str]], Any]:
@@ -88,8 +111,8 @@ def _text_encoder(models: TrainingModels, device: torch.device) -> Callable[[lis
     return encode
 
 
-def _previewer(models: TrainingModels, dataset: TrainingDataset, config: TrainConfig,
-               folder: RunFolder) -> Callable[[LoraAdapter, int], Path]:
+def _previewer(models: TrainingModels, dataset: TrainingDataset, config: TrainConfig, folder: RunFolder,
+               device: torch.device) -> Callable[[LoraAdapter, int], Path]:
     song = dataset.songs[0]
     spec = PreviewSpec(prompt=", ".join(song.tags) or "music", lyrics=song.lyrics, seconds=config.preview_seconds,
                        steps=config.preview_steps, seed=config.seed)
@@ -103,7 +126,14 @@ def _previewer(models: TrainingModels, dataset: TrainingDataset, config: TrainCo
         return tokens.ids, tokens.mask
 
     def preview(_adapter: LoraAdapter, step: int) -> Path:
-        return render_preview(models, spec, encode_prompt, encode_lyrics, folder.preview(step))
+        home = next(models.codec.parameters()).device
+        models.codec.to(device)  # back on the run's device for the decode only
+        try:
+            return render_preview(models, spec, encode_prompt, encode_lyrics, folder.preview(step))
+        finally:
+            models.codec.to(home)
+            if device.type == "cuda" and home.type == "cpu":
+                torch.cuda.empty_cache()
 
     return preview
 
@@ -139,7 +169,14 @@ def build_training_run(models: TrainingModels, dataset: TrainingDataset, config:
         logger.info("%s", feature_cache.summary())
     if dataset.audio_cache is not None:
         dataset.audio_cache.clear()  # the steps read latents and features only: free the waveforms
-    checkpoint = checkpointing_enabled(config.checkpointing, device)
+    if device.type == "cuda":  # the steps read cached latents and features: codec and teachers wait on the CPU
+        models.codec.to("cpu")
+        if teachers is not None:
+            teachers.to("cpu")
+        torch.cuda.empty_cache()
+    frames = max((song.latents.shape[-1] for song in songs), default=1)
+    checkpoint = checkpointing_enabled(config.checkpointing, device,
+                                       needed_without_checkpointing(models, config, frames))
     logger.info("activation checkpointing %s (--checkpointing %s)", "on" if checkpoint else "off",
                 config.checkpointing)
     trainee = None
@@ -158,5 +195,5 @@ def build_training_run(models: TrainingModels, dataset: TrainingDataset, config:
                        items=lambda index, rng: dataset.item(index, rng, with_audio=False), collate=collate,
                        songs=songs, config=config, folder=folder, device=device, dist=dist, init_lora=init_lora,
                        checkpoint_blocks=checkpoint, final_preview=final_preview,
-                       preview=_previewer(models, dataset, config, folder)
+                       preview=_previewer(models, dataset, config, folder, device)
                        if config.preview_every or final_preview else None)
