@@ -96,6 +96,7 @@ class Case:
     optimizer: str = "adamw"
     tf32: bool = True
     sweep: bool = False  # fast cases: try --batches after batch 1
+    full: bool = False  # --full: every DiT weight trains (FSDP2 over one process; rank unused)
 
 
 CASES: tuple[Case, ...] = (
@@ -106,6 +107,8 @@ CASES: tuple[Case, ...] = (
     Case("light-bf16-r64", "light", "bf16", "on", 64),
     Case("light-fp8-r64", "light", "fp8", "on", 64),
     Case("light-fp8-adamw8bit-r64", "light", "fp8", "on", 64, optimizer="adamw8bit"),
+    Case("full-bf16", "full", "bf16", "on", 0, full=True),
+    Case("full-bf16-adamw8bit", "full", "bf16", "on", 0, optimizer="adamw8bit", full=True),
     Case("faithful-r256-strict-fp32", "faithful", "fp32", "on", 256, tf32=False),
 )
 
@@ -223,12 +226,14 @@ def synthetic_songs(count: int, spec: ModelSpec, seconds: float, lyric_tokens: i
 
 
 # ---------------------------------------------------------------------------------------------- models
-def build_models(spec: ModelSpec, precision: str, device: torch.device, seed: int = 0) -> tuple[Any, Any]:
-    """(transformer with REPA heads in the run's precision, UMT5 encoder in fp32), frozen, random weights."""
+def build_models(spec: ModelSpec, precision: str, device: torch.device, seed: int = 0,
+                 full: bool = False) -> tuple[Any, Any]:
+    """(transformer with REPA heads in the run's precision, UMT5 encoder in fp32), frozen, random weights; a full
+    fine-tune keeps the transformer in fp32 (its master weights), as ``load_training_models(full=True)``."""
     from acestep_core.text.encoder import UMT5Encoder
     from acestep_core.transformer import AceStepTransformer
 
-    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+    dtype = torch.float32 if precision == "fp32" or full else torch.bfloat16
     gen = torch.Generator(device=device).manual_seed(seed)
     transformer = _random_module(lambda: AceStepTransformer(spec.transformer, dtype=dtype, repa_heads=True),
                                  device, gen)
@@ -269,9 +274,10 @@ def train_config(case: Case, steps: int) -> Any:
         extra = {"optim": OptimConfig(optimizer=case.optimizer)} if "optimizer" in names else \
             {"optimizer": case.optimizer}
     try:
-        return TrainConfig(max_steps=steps, lora=LoraConfig(r=case.rank, lora_alpha=RAPMACHINE_ALPHA, use_rslora=True),
+        return TrainConfig(max_steps=steps, lora=LoraConfig(r=case.rank or 64, lora_alpha=RAPMACHINE_ALPHA,
+                                                            use_rslora=True),
                            batch_size=case.batch, precision=case.precision, checkpointing=case.checkpointing,
-                           repa="on", save_every=0, preview_every=0, tf32=case.tf32, **extra)
+                           repa="on", save_every=0, preview_every=0, tf32=case.tf32, full=case.full, **extra)
     except (TypeError, ValueError) as e:  # TypeError: a field this core lacks; ValueError: a value it refuses
         raise CaseUnavailable(f"the installed core refuses precision={case.precision!r} / "
                               f"optimizer={case.optimizer!r}: {e}") from e
@@ -347,7 +353,7 @@ def run_case(case: Case, spec: ModelSpec, device: torch.device, args: argparse.N
                     case.optimizer, case.tf32)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    transformer, text_encoder = build_models(spec, case.precision, device)
+    transformer, text_encoder = build_models(spec, case.precision, device, full=case.full)
     if device.type == "cuda":
         result.construction_peak_gib = _gib(torch.cuda.max_memory_allocated(device))
         result.resident_gib = _gib(torch.cuda.memory_allocated(device))
@@ -358,7 +364,8 @@ def run_case(case: Case, spec: ModelSpec, device: torch.device, args: argparse.N
                                                                     frames))
     result.ckpt = ("on" if checkpoint else "off") if case.checkpointing != "auto" else \
         f"auto->{'on' if checkpoint else 'off'}"
-    result.lora_params = _lora_params(transformer, config.lora)
+    result.lora_params = sum(p.numel() for p in transformer.parameters()) if case.full else \
+        _lora_params(transformer, config.lora)
     tokenizer = FakePromptTokenizer(spec.umt5.vocab_size, torch.Generator().manual_seed(2))
     timer = StepTimer(device, args.warmup, args.steps)
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp, tf32(case.tf32):
@@ -368,7 +375,8 @@ def run_case(case: Case, spec: ModelSpec, device: torch.device, args: argparse.N
                           items=lambda index, rng: make_training_item(index, data.songs[index], data.lyric_ids[index],
                                                                       data.wav_length, rng),
                           collate=collate, songs=data.prepared, config=config, folder=folder, device=device,
-                          checkpoint_blocks=checkpoint)
+                          checkpoint_blocks=checkpoint, trainee=_full_trainee(transformer, config, device, checkpoint)
+                          if case.full else None)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         timer.start()
@@ -385,6 +393,16 @@ def run_case(case: Case, spec: ModelSpec, device: torch.device, args: argparse.N
     result.clips_per_hour = 3600.0 * case.batch / result.s_per_step
     result.loss = timer.reports[-1].loss
     return result
+
+
+def _full_trainee(transformer: Any, config: Any, device: torch.device, checkpoint: bool) -> Callable[[], Any]:
+    """What ``build_training_run`` passes for ``--full`` (the base path is only read when saving, which the
+    benchmark never reaches)."""
+    from acestep_core.training.distributed import DistContext
+    from acestep_core.training.full import FullTrainee
+
+    return lambda: FullTrainee(transformer, config, device=device, dist_context=DistContext(),
+                               checkpoint_blocks=checkpoint, base=Path("unused-base"))
 
 
 def _free(device: torch.device) -> None:
