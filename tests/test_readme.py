@@ -113,3 +113,40 @@ def test_node_table_lists_every_node() -> None:
     for node_id, title in NODE_DISPLAY_NAME_MAPPINGS.items():
         assert f"| {title} (`{node_id}`) |" in README, node_id
     assert len(NODE_CLASS_MAPPINGS) == len(NODE_DISPLAY_NAME_MAPPINGS)
+
+
+def _train_commands() -> list[str]:
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    return [line for block in blocks for line in block.splitlines()
+            if " -m acestep_core train " in line]
+
+
+def test_readme_training_commands_run_as_printed(tmp_path: Path) -> None:
+    """The training commands of the README (one process, then torchrun with 2 CPU processes instead of 4): only
+    the checkpoint, the data folder and the step count are swapped for tiny ones."""
+    require_parity()
+    from tests.training.data_helpers import tone, write_song
+
+    commands = _train_commands()
+    assert len(commands) == 2 and commands[0].startswith(".venv/bin/python -m acestep_core train")
+    checkpoint = _checkpoint_with_vocab(tmp_path / "ckpt")
+    songs = tmp_path / "work" / "my_songs"
+    write_song(songs, "a", tags="rock, guitar", lyrics="[verse]\nhold on", data=tone(3.1, freq_hz=300))
+    write_song(songs, "b", tags="rock, guitar", lyrics="[verse]\nlet go", data=tone(3.1, freq_hz=600))
+    (tmp_path / "work" / ".venv" / "bin").mkdir(parents=True)
+    python = tmp_path / "work" / ".venv" / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')  # this test's venv stands in for .venv
+    python.chmod(0o755)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ACESTEP_CACHE_DIR": str(tmp_path / "cache"),
+           "OMP_NUM_THREADS": "1"}
+    tiny = " --device cpu --repa off --max-steps 2 --save-every 0 --quiet"
+    for command, output in zip(commands, ("my_lora", "my_lora_ddp"), strict=True):
+        assert "/path/to/ACE-Step-v1-3.5B" in command and "my_songs/" in command and "--output my_lora/" in command
+        command = command.replace("/path/to/ACE-Step-v1-3.5B", str(checkpoint)).replace(
+            "--max-steps 2000", "").replace("--output my_lora/", f"--output {output}/")
+        command = command.replace("torchrun --nproc-per-node 4", f"{sys.executable} -m torch.distributed.run "
+                                  "--standalone --nproc-per-node 2") + tiny
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path / "work", capture_output=True, text=True,
+                                timeout=600, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert (tmp_path / "work" / output / "pytorch_lora_weights.safetensors").is_file()

@@ -24,13 +24,13 @@ print("diffusers", diffusers.__version__, "transformers", transformers.__version
 } 2>&1 | tee "$OUT/env.txt"
 
 # ours: the image's packages only (no PYTHONPATH)
-timeout 335 python3 -m bench.bench_train --device cuda --seconds 240 --time-budget 320 --commit "$commit" \
+timeout 305 python3 -m bench.bench_train --device cuda --seconds 240 --time-budget 290 --commit "$commit" \
     --json "$OUT/train.json" 2>&1 | tee "$OUT/train.log"
 # the original trainer, with the carried wheels
-PYTHONPATH=/tmp/site timeout 150 python3 bench/bench_train_original.py --ace-step-root .trainbench/orig \
-    --device cuda --seconds 240 --ranks 256,64 --time-budget 135 --commit "$commit" \
+PYTHONPATH=/tmp/site timeout 135 python3 bench/bench_train_original.py --ace-step-root .trainbench/orig \
+    --device cuda --seconds 240 --ranks 256,64 --time-budget 120 --commit "$commit" \
     --json "$OUT/train_original.json" 2>&1 | tee "$OUT/train_original.log"
-timeout 60 python3 -m bench.bench_teachers --device cuda --seconds 240 --precisions fp32,bf16 --max-chunks all,8 \
+timeout 50 python3 -m bench.bench_teachers --device cuda --seconds 240 --precisions fp32,bf16 --max-chunks all,8 \
     --repeats 3 --json "$OUT/teachers.json" 2>&1 | tee "$OUT/teachers.log"
 ls -la "$OUT"
 python3 -m bench.train_targets "$OUT/train.json" "$OUT/train_original.json"  # the targets, on stdout
