@@ -125,3 +125,34 @@ def test_full_refuses_what_it_cannot_do(songs: Path, tmp_path: Path, capsys: pyt
                                         extra: list[str], message: str) -> None:
     assert cli.main(_args(songs, tmp_path / "x", *extra)) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_crash_on_one_rank_names_it_and_keeps_the_last_saved_state(songs: Path, tmp_path: Path) -> None:
+    """Rank 1 fails in its third step (a ``sitecustomize`` patches its loss): the run ends with that rank and the
+    error named, and the checkpoint of step 2 stays complete and resumable."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    import acestep_core.training.full as full\n"
+        "    real, calls = full.step_loss, []\n"
+        "    def failing(*args, **kwargs):\n"
+        "        calls.append(1)\n"
+        "        if len(calls) == 3:\n"
+        "            raise RuntimeError('injected failure')\n"
+        "        return real(*args, **kwargs)\n"
+        "    full.step_loss = failing\n", encoding="utf-8")
+    out = tmp_path / "crash"
+    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{REPO_ROOT}", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+               "acestep_core", *_args(songs, out, "--batch-size", "1")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert "rank 1 of 2 failed: RuntimeError: injected failure" in result.stderr, result.stderr[-3000:]
+    checkpoint = out / "checkpoints" / "step_0000002"
+    assert json.loads((checkpoint / "training_state.json").read_text())["step"] == 2
+    assert sorted(p.name for p in checkpoint.glob("training_state.rank*")) == [
+        "training_state.rank00000-of-00002.safetensors", "training_state.rank00001-of-00002.safetensors"]
+    assert set(_weights(checkpoint)) == set(load_file(str(TINY_CHECKPOINT / "ace_step_transformer" / WEIGHTS)))
+    assert not list(out.glob("checkpoints/.step_*"))  # no half-written checkpoint left behind as a checkpoint

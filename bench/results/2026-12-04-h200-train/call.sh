@@ -4,7 +4,7 @@
 # then the targets table (bench.train_targets) on stdout.
 # Needs the ignored folder .trainbench/ (bash bench/stage_trainbench.sh MIRROR) carried: run(carry=[".trainbench"],
 # command="bash bench/results/2026-12-04-h200-train/call.sh"). Each benchmark has a --time-budget (it skips the
-# cases that would end later) and a hard timeout above it: 10 + 5 + 335 + 150 + 60 s at most.
+# cases that would end later) and a hard timeout above it: 10 + 5 + 265 + 118 + 40 s at most.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
@@ -24,13 +24,13 @@ print("diffusers", diffusers.__version__, "transformers", transformers.__version
 } 2>&1 | tee "$OUT/env.txt"
 
 # ours: the image's packages only (no PYTHONPATH)
-timeout 305 python3 -m bench.bench_train --device cuda --seconds 240 --time-budget 290 --commit "$commit" \
+timeout 265 python3 -m bench.bench_train --device cuda --seconds 240 --time-budget 250 --commit "$commit" \
     --json "$OUT/train.json" 2>&1 | tee "$OUT/train.log"
 # the original trainer, with the carried wheels
-PYTHONPATH=/tmp/site timeout 135 python3 bench/bench_train_original.py --ace-step-root .trainbench/orig \
-    --device cuda --seconds 240 --ranks 256,64 --time-budget 120 --commit "$commit" \
+PYTHONPATH=/tmp/site timeout 118 python3 bench/bench_train_original.py --ace-step-root .trainbench/orig \
+    --device cuda --seconds 240 --ranks 256,64 --time-budget 105 --commit "$commit" \
     --json "$OUT/train_original.json" 2>&1 | tee "$OUT/train_original.log"
-timeout 50 python3 -m bench.bench_teachers --device cuda --seconds 240 --precisions fp32,bf16 --max-chunks all,8 \
+timeout 40 python3 -m bench.bench_teachers --device cuda --seconds 240 --precisions fp32,bf16 --max-chunks all,8 \
     --repeats 3 --json "$OUT/teachers.json" 2>&1 | tee "$OUT/teachers.log"
 ls -la "$OUT"
 python3 -m bench.train_targets "$OUT/train.json" "$OUT/train_original.json"  # the targets, on stdout
