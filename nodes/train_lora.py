@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,7 @@ class AceStepV1TrainLoRA:
 
 def _run(model: Any, dataset: Any, config: Any, folder: Any, resume: bool, node_id: str | None) -> tuple[Any, Any]:
     from acestep_core.training.loop import TrainCallbacks
+    from acestep_core.training.run_files import LOSS_LOG
     from acestep_core.training.session import build_training_run, checkpointing_enabled, load_training_models
 
     device = adapter.load_device()
@@ -160,13 +163,14 @@ def _run(model: Any, dataset: Any, config: Any, folder: Any, resume: bool, node_
     run = build_training_run(models, dataset, config, folder, device=device, teachers=teachers, final_preview=True)
     bar = adapter.ProgressBar(config.max_steps, node_id)
     previews: list[Path] = []
+    trained_before = _logged_seconds(folder.root / LOSS_LOG) if resume else 0.0
 
     def on_step(report: Any) -> None:
         bar.update(report.step, report.max_steps)
         adapter.show_progress_text(f"step {report.step}/{report.max_steps}  loss {report.loss:.4f}", node_id)
         web_events.send_event(web_events.TRAIN_PROGRESS_EVENT, web_events.train_progress_payload(
             node_id or "", report.step, report.max_steps, report.loss, report.learning_rate,
-            report.seconds_per_step))
+            trained_before + time.perf_counter() - started))  # the chart's elapsed / time left
 
     def on_preview(step: int, path: Path) -> None:
         shown = adapter.output_directory() / PREVIEW_SUBFOLDER / folder.root.name / path.name
@@ -176,6 +180,7 @@ def _run(model: Any, dataset: Any, config: Any, folder: Any, resume: bool, node_
         web_events.send_event(web_events.TRAIN_PREVIEW_EVENT, web_events.train_preview_payload(
             node_id or "", step, shown.name, f"{PREVIEW_SUBFOLDER}/{folder.root.name}"))
 
+    started = time.perf_counter()
     try:
         result = run.train(TrainCallbacks(on_step=on_step, on_preview=on_preview,
                                           should_stop=adapter.interrupt_requested), resume=resume)
@@ -183,6 +188,21 @@ def _run(model: Any, dataset: Any, config: Any, folder: Any, resume: bool, node_
         del models, run
         adapter.free_memory_for(0, device)
     return result, previews[-1] if previews else None
+
+
+def _logged_seconds(loss_log: Path) -> float:
+    """Seconds the steps in ``loss_log`` took (a resumed run's chart counts the earlier steps' time too)."""
+    total = 0.0
+    try:
+        lines = loss_log.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 0.0
+    for line in lines:
+        try:
+            total += float(json.loads(line).get("seconds", 0.0))
+        except (ValueError, TypeError, AttributeError):
+            continue  # a torn last line
+    return total
 
 
 def _repa(mode: str) -> tuple[bool, dict[str, Path] | None]:

@@ -123,3 +123,25 @@ def test_out_of_memory_names_the_options(model: Any, models_dir: Path, input_dir
     dataset = AceStepV1TrainingDataset().load(model, "acestep_dataset")["result"][0]
     with pytest.raises(RuntimeError, match="precision bf16 or fp8, checkpointing on"):
         _train(model, dataset, "oom", options)
+
+
+def test_chart_events_carry_the_elapsed_training_time(model: Any, models_dir: Path, input_dir: Path,
+                                                     options: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart's progress events say the node, each step, and the time trained so far (``elapsed_s`` grows with
+    every step and, on resume, includes the earlier run's steps), as web/lib/train_chart.js reads them."""
+    from nodes import web_events
+
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(web_events, "send_event", lambda event, payload: sent.append({"event": event, **payload})
+                        or True)
+    dataset = AceStepV1TrainingDataset().load(model, "acestep_dataset")["result"][0]
+    _train(model, dataset, "timed", options, steps=3)
+    progress = [m for m in sent if m["event"] == web_events.TRAIN_PROGRESS_EVENT]
+    assert [(m["node"], m["step"], m["max_steps"]) for m in progress] == [("12", 1, 3), ("12", 2, 3), ("12", 3, 3)]
+    log = [json.loads(line) for line in (models_dir / "loras" / "timed" / "loss_log.jsonl").read_text().splitlines()]
+    elapsed = [m["elapsed_s"] for m in progress]
+    assert elapsed == sorted(elapsed) and elapsed[-1] >= sum(line["seconds"] for line in log) - 1e-3
+    sent.clear()
+    _train(model, dataset, "timed", options, steps=4, resume=True)
+    (resumed,) = [m for m in sent if m["event"] == web_events.TRAIN_PROGRESS_EVENT]
+    assert resumed["step"] == 4 and resumed["elapsed_s"] > elapsed[-1]  # the chart's time left stays right
