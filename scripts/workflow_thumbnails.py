@@ -2,9 +2,10 @@
 tiny test checkpoint, headless Chromium at 1920x1080), and a square photograph of the nodes that tell it apart
 (the browser's cards are square; the whole graph would be too small to read there).
 
-    COMFYUI_ROOT=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/its/python python scripts/workflow_thumbnails.py
+    COMFYUI_ROOT=/path/to/ComfyUI COMFYUI_PYTHON=/path/to/its/python python scripts/workflow_thumbnails.py [NAME ...]
 
-Run it after changing a workflow's layout (``tests/workflows/test_workflows.py`` checks every workflow has one).
+Run it after changing a workflow's layout (``tests/workflows/test_workflows.py`` checks every workflow has one);
+NAMEs (API names, e.g. ``train_lora``) re-take only those pictures.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ SIDE, OUT_SCALE = 800, 0.5  # a square of 800 page pixels around the workflow's 
 # the nodes that tell the workflows apart (ids in the UI files), shown large in the square picture
 FOCUS = {"text2music": [2, 4], "retake": [4, 8], "batch_seeds": [3, 4], "repaint": [5, 6], "extend": [5, 6],
          "long_song_extend_chain": [5, 6, 7], "lyric_edit": [4, 5], "remix": [4, 5], "audio2audio": [2, 3],
-         "lora": [2, 3]}
+         "lora": [2, 3], "train_lora": [2, 4]}
 READY = "!!(window.app && window.app.graph && document.querySelector('.side-tool-bar-container'))"
 CANVAS_LEFT, CANVAS_TOP = 64, 78
 
@@ -85,6 +86,10 @@ def main() -> int:
     if not root or not python:
         print("set COMFYUI_ROOT and COMFYUI_PYTHON (see tests/comfy/conftest.py)", file=sys.stderr)
         return 2
+    only = set(sys.argv[1:])
+    if only - set(TEMPLATES):
+        print(f"unknown workflow names {sorted(only - set(TEMPLATES))}; choose from {list(TEMPLATES)}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory() as scratch:
         base = prepare_base_dir(Path(scratch), TINY_CHECKPOINT, PARITY_DIR / "tokenizer" / "vocab.json")
         (Path(scratch) / "profile").mkdir()
@@ -100,6 +105,8 @@ def main() -> int:
             browser.evaluate("window.app.extensionManager.setting.set('Comfy.Minimap.Visible', false)")
             time.sleep(3.0)  # the first-run template browser opens a moment after the app
             for name, title in TEMPLATES.items():
+                if only and name not in only:
+                    continue
                 workflow = json.loads((ROOT / "workflows" / f"{title}.json").read_text(encoding="utf-8"))
                 open_workflow(browser, workflow, title)
                 target = ROOT / "workflows" / f"{title}.jpg"

@@ -35,7 +35,7 @@ WORKFLOWS = REPO / "workflows"
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
 API_DIR = WORKFLOWS / "api"
 EXPECTED_WORKFLOWS = {"text2music", "retake", "repaint", "extend", "lyric_edit", "remix", "audio2audio",
-                      "batch_seeds", "long_song_extend_chain", "lora"}
+                      "batch_seeds", "long_song_extend_chain", "lora", "train_lora"}
 LOADER = "AceStepV1CheckpointLoader"
 UI_FORMAT_VERSION = 0.4
 

@@ -63,7 +63,7 @@ AUDIO_UI_NODES = frozenset({"LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudio
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
 MODE_ALWAYS, MODE_NEVER, MODE_BYPASS = 0, 2, 4
 
-# Core nodes our workflows use, pinned from ComfyUI 0.3.64 (a125cd84) ``comfy_extras/nodes_audio.py`` and
+# Core nodes our workflows use, pinned from ComfyUI 0.3.64 (a125cd84) ``comfy_extras/nodes_audio.py``, ``nodes.py`` and
 # the frontend's note nodes (CI has no ComfyUI): ``(INPUT_TYPES, RETURN_TYPES, RETURN_NAMES)``. ``LoadAudio``'s
 # choices are the files of the input folder, so any file name is accepted for it (see DYNAMIC_COMBOS).
 CORE_NODES: dict[str, tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]] = {
@@ -72,11 +72,15 @@ CORE_NODES: dict[str, tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]] =
                    "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}, (), ()),
     "PreviewAudio": ({"required": {"audio": ("AUDIO",)},
                       "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}, (), ()),
+    # nodes.py (the training workflow shows the loss curve with it)
+    "PreviewImage": ({"required": {"images": ("IMAGE",)},
+                      "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"}}, (), ()),
     # Frontend-only nodes (never sent to the server): one multiline text widget.
     "Note": ({"required": {"text": ("STRING", {"multiline": True})}}, (), ()),
     "MarkdownNote": ({"required": {"text": ("STRING", {"multiline": True})}}, (), ()),
 }
-CORE_DISPLAY_NAMES = {"LoadAudio": "Load Audio", "SaveAudio": "Save Audio (FLAC)", "PreviewAudio": "Preview Audio"}
+CORE_DISPLAY_NAMES = {"LoadAudio": "Load Audio", "SaveAudio": "Save Audio (FLAC)", "PreviewAudio": "Preview Audio",
+                      "PreviewImage": "Preview Image"}
 # (class_type, input) whose COMBO choices depend on the installation (model / input files): any string is valid.
 DYNAMIC_COMBOS = frozenset({("LoadAudio", "audio"), ("AceStepV1CheckpointLoader", "ckpt_name"),
                             ("AceStepV1LoraLoader", "lora_name")})
