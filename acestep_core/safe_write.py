@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MAX_VARIANTS",
     "OutputExistsError",
+    "default_file_mode",
     "OutputGroup",
     "OutputPathError",
     "StagedFile",
@@ -91,6 +92,13 @@ def unique_path(path: str | Path) -> Path:
         if not os.path.lexists(candidate):
             return candidate
     raise OutputPathError(f"{path}: {MAX_VARIANTS} variants of this name exist already; choose another name")
+
+
+def default_file_mode() -> int:
+    """The permissions a new file gets from this process's umask (``0o666 & ~umask``)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def temp_path(final: str | Path) -> Path:
@@ -233,6 +241,9 @@ class OutputGroup:
         missing = [str(p) for p in self.names if p not in self._staged]
         if missing:
             raise ValueError(f"nothing staged for {missing}")
+        mode = default_file_mode()
+        for final in self.names:  # writers like safetensors create 0600 files; give the usual permissions
+            os.chmod(self._staged[final], mode)
         with _sigint_deferred():
             for final in self.names:
                 os.replace(self._staged[final], final)

@@ -12,8 +12,6 @@ the same folder and renamed into place: an interrupted or failed save never leav
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,25 +25,12 @@ __all__ = ["COMFYUI_WEIGHTS_FILE", "atomic_write", "atomic_write_bytes", "atomic
 COMFYUI_WEIGHTS_FILE = "pytorch_lora_weights_comfyui.safetensors"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """``write(temporary path)`` in ``path``'s folder, then rename over ``path`` (atomic on one file system)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp (and safetensors) make 0600; give the usual permissions
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    """``write(temporary path)`` beside ``path``, then moved over it (:func:`acestep_core.safe_write.atomic_write`:
+    Ctrl-C cannot land between the write and the move); a run replaces its own files."""
+    from ..safe_write import atomic_write as safe_atomic_write
+
+    return safe_atomic_write(path, write, overwrite=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

@@ -29,6 +29,7 @@ from safetensors.torch import save_file
 
 from ..loading.checkpoint import read_safetensors, read_weights
 from ..loading.components import COMPONENTS, TRANSFORMER
+from ..safe_write import default_file_mode
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,6 @@ TRANSFORMER_FOLDER = TRANSFORMER.folder
 WEIGHTS_FILE = TRANSFORMER.weights_file
 MAX_SHARD_BYTES = 10 * 10**9
 CLASS_NAME = "ACEStepTransformer2DModel"  # the original's diffusers class
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _base_folder(base: Path) -> Path | None:
@@ -107,7 +102,7 @@ def write_transformer_folder(target: Path, trained: dict[str, torch.Tensor], *, 
         index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
         (temporary / f"{WEIGHTS_FILE}.index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     (temporary / "config.json").write_text(_config_text(base, cfg), encoding="utf-8")
-    mode = 0o666 & ~_umask()
+    mode = default_file_mode()
     for path in temporary.iterdir():  # safetensors writes 0600; give the usual permissions
         os.chmod(path, mode)
     shutil.rmtree(previous, ignore_errors=True)
