@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from .distributed import local_tensor
+
 __all__ = ["BLOCK_SIZE", "MIN_8BIT_NUMEL", "AdamW8bit", "dequantize_blockwise", "dynamic_code",
            "quantize_blockwise"]
 
@@ -104,7 +106,7 @@ class AdamW8bit(torch.optim.Optimizer):
 
     def _update(self, param: torch.Tensor, group: dict[str, Any]) -> None:
         assert param.grad is not None
-        local, grad = _local(param), _local(param.grad).float()  # DTensor (FSDP2) shards update locally
+        local, grad = local_tensor(param), local_tensor(param.grad).float()  # FSDP2 shards update locally
         state = self.state[param]
         small = local.numel() < MIN_8BIT_NUMEL
         if not state:
@@ -136,7 +138,3 @@ class AdamW8bit(torch.optim.Optimizer):
             state["exp_avg_q"], state["exp_avg_absmax"] = quantize_blockwise(avg, True)
             state["exp_avg_sq_q"], state["exp_avg_sq_absmax"] = quantize_blockwise(avg_sq, False)
 
-
-def _local(tensor: torch.Tensor) -> torch.Tensor:
-    to_local = getattr(tensor, "to_local", None)
-    return to_local() if callable(to_local) else tensor

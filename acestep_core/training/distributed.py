@@ -18,7 +18,7 @@ import torch.distributed as dist
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistContext", "init_distributed"]
+__all__ = ["DistContext", "init_distributed", "local_tensor"]
 
 TIMEOUT_S = 1800  # as the original's Lightning DDP default
 
@@ -73,3 +73,9 @@ def init_distributed(device: torch.device) -> DistContext:
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=TIMEOUT_S))
     logger.info("distributed training: rank %d of %d (%s)", rank, world, backend)
     return DistContext(rank=rank, world=world, local_rank=local_rank)
+
+
+def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """The local shard of an FSDP2 (DTensor) tensor; any other tensor as it is."""
+    to_local = getattr(tensor, "to_local", None)
+    return to_local() if callable(to_local) else tensor

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import CheckpointError
 from .config import TrainConfig
+from .distributed import local_tensor
 from .save import atomic_write, atomic_write_text
 
 __all__ = ["STATE_JSON", "STATE_TENSORS", "TrainingState", "load_state", "save_state", "save_state_json",
@@ -53,10 +54,11 @@ def capture(step: int, config: TrainConfig, names: list[str], optimizer: torch.o
     for name, param in zip(names, params, strict=True):
         state = optimizer.state.get(param, {})
         if not state:  # not stepped yet: AdamW's zero moments
-            state = {"exp_avg": torch.zeros_like(_local(param)), "exp_avg_sq": torch.zeros_like(_local(param))}
+            zeros = torch.zeros_like(local_tensor(param))
+            state = {"exp_avg": zeros, "exp_avg_sq": zeros}
         for key, value in state.items():
             if key != "step" and isinstance(value, torch.Tensor):
-                moments[f"{name}.{key}"] = _local(value).detach()
+                moments[f"{name}.{key}"] = local_tensor(value).detach()
         steps.append(float(state["step"]) if "step" in state else 0.0)
     return TrainingState(step, config, tuple(names), moments, tuple(steps), tuple(loss_history))
 
@@ -68,7 +70,7 @@ def restore(state: TrainingState, optimizer: torch.optim.Optimizer) -> None:
         raise CheckpointError(f"training state holds {len(state.param_names)} trained tensors, the run has "
                               f"{len(params)}: it belongs to another LoRA configuration")
     for name, param, count in zip(state.param_names, params, state.adam_steps, strict=True):
-        local = _local(param)
+        local = local_tensor(param)
         entries = {key[len(name) + 1:]: value for key, value in state.moments.items()
                    if key.startswith(name + ".") and "." not in key[len(name) + 1:]}
         restored: dict[str, torch.Tensor] = {"step": torch.tensor(count)}
@@ -88,11 +90,6 @@ def restore(state: TrainingState, optimizer: torch.optim.Optimizer) -> None:
         if count > 0:
             optimizer.state[param] = restored
 
-
-def _local(tensor: torch.Tensor) -> torch.Tensor:
-    """The local shard of an FSDP2 (DTensor) tensor; any other tensor as it is."""
-    to_local = getattr(tensor, "to_local", None)
-    return to_local() if callable(to_local) else tensor
 
 
 def shard_file(shard: tuple[int, int] | None) -> str:
