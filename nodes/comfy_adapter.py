@@ -276,10 +276,19 @@ class ProgressBar:
             except TypeError:  # older ComfyUI without node_id
                 self._bar = comfy.utils.ProgressBar(total)
 
-    def update(self, step: int, total: int | None = None) -> None:
+    def update(self, step: int, total: int | None = None, *, interruptible: bool = True) -> None:
+        """Show ``step`` of ``total``. Inside ComfyUI the progress hook raises ``InterruptProcessingException``
+        once the user cancels; ``interruptible=False`` keeps that request set instead, for a caller that stops on
+        :func:`interrupt_requested` after finishing its own work (training saves the LoRA first)."""
         total = total or self.total
         if self._bar is not None:
-            self._bar.update_absolute(step, total)
+            try:
+                self._bar.update_absolute(step, total)
+            except Exception as e:
+                mm = _comfy()[0]
+                if interruptible or not isinstance(e, mm.InterruptProcessingException):
+                    raise
+                mm.interrupt_current_processing(True)  # the hook cleared it while raising
         elif step == total or step % max(1, total // 10) == 0:
             logger.info("ACE-Step sampling step %d/%d", step, total)
 

@@ -166,7 +166,7 @@ def _run(model: Any, dataset: Any, config: Any, folder: Any, resume: bool, node_
     trained_before = _logged_seconds(folder.root / LOSS_LOG) if resume else 0.0
 
     def on_step(report: Any) -> None:
-        bar.update(report.step, report.max_steps)
+        bar.update(report.step, report.max_steps, interruptible=False)  # Cancel: the loop saves, then stops
         adapter.show_progress_text(f"step {report.step}/{report.max_steps}  loss {report.loss:.4f}", node_id)
         web_events.send_event(web_events.TRAIN_PROGRESS_EVENT, web_events.train_progress_payload(
             node_id or "", report.step, report.max_steps, report.loss, report.learning_rate,

@@ -71,9 +71,9 @@ def test_cancel_keeps_a_loadable_lora_and_resume_continues(model: Any, models_di
     steps_seen: list[int] = []
     real = adapter.ProgressBar.update
 
-    def counting(self: Any, step: int, total: int | None = None) -> None:
+    def counting(self: Any, step: int, total: int | None = None, **kwargs: Any) -> None:
         steps_seen.append(step)
-        real(self, step, total)
+        real(self, step, total, **kwargs)
         if step == 2:
             adapter.request_interrupt()
 
