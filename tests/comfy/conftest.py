@@ -30,6 +30,7 @@ SOURCE_AUDIO_NAME = "acestep_source.flac"  # the LoadAudio file name the example
 SOURCE_SECONDS = 3.0
 SOURCE_RATE = 44100
 TINY_LORA = PARITY_DIR / "lora" / "lora_r4_a8"  # made for the tiny checkpoint; served under LORA_FOLDER_NAME
+TRAINING_FOLDER = "acestep_dataset"  # the Training Dataset folder the training workflow names (in input/)
 
 
 def comfy_paths() -> tuple[Path, Path]:
@@ -61,14 +62,24 @@ def write_source_audio(path: Path, seconds: float = SOURCE_SECONDS, sample_rate:
     return path
 
 
+def write_training_songs(folder: Path) -> Path:
+    """Two short songs for the training workflow: tones with tags, one with lyrics, one instrumental."""
+    from tests.training.data_helpers import tone, write_song
+
+    write_song(folder, "song_a", tags="pop, female vocals", lyrics="[verse]\nhello world", data=tone(3.1))
+    write_song(folder, "song_b", tags="piano", lyrics="", data=tone(3.1, freq_hz=600))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def comfy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyServer]:
-    """A running ComfyUI (CPU, loopback) with the pack, the tiny checkpoint and LoRA and the source audio; always
-    stopped."""
+    """A running ComfyUI (CPU, loopback) with the pack, the tiny checkpoint and LoRA, the source audio and the
+    training songs; always stopped."""
     root, python = comfy_paths()
     base = prepare_base_dir(tmp_path_factory.mktemp("comfyui_run"), TINY_CHECKPOINT,
                             PARITY_DIR / "tokenizer" / "vocab.json", TINY_LORA)
     write_source_audio(base / "input" / SOURCE_AUDIO_NAME)
+    write_training_songs(base / "input" / TRAINING_FOLDER)
     server = ComfyServer(root, python, base)
     with server:
         yield server
