@@ -211,8 +211,11 @@ def attach_lora(model: nn.Module, config: LoraConfig, *, dtype: torch.dtype = to
                                               layer.weight.device if not layer.weight.is_meta else None)
                             for name, layer in layers.items()})
     adapter = LoraAdapter(config, module, keys)
-    for _, pair in adapter.pairs():
-        nn.init.kaiming_uniform_(pair.lora_A.weight, a=math.sqrt(5), generator=generator)
+    for _, pair in adapter.pairs():  # drawn on the CPU (the generator's device): the same A on every device
+        weight = torch.empty(pair.lora_A.weight.shape, dtype=pair.lora_A.weight.dtype)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+        with torch.no_grad():
+            pair.lora_A.weight.copy_(weight)
         nn.init.zeros_(pair.lora_B.weight)
     if init_from is not None:
         lora = read_lora(init_from)

@@ -6,8 +6,9 @@ order: the page loads with no console error that a page without the pack's exten
 picker draws the Load Audio file for the repaint and extend workflows; scripted drags and key presses change the
 widgets and the exported API prompt (numbers only); the lyric inspector shows the report of a multilingual lyric
 before a run (button) and after one; every batch item of Save Audio gets a player; after a run without a Load
-Audio file the picker draws the last run's audio. Screenshots go to ``$ACESTEP_ARTIFACTS_DIR`` (or a pytest temp
-folder, printed), e.g. ``pytest -m browser tests/comfy/test_browser.py -s``.
+Audio file the picker draws the last run's audio; the training workflow's run draws its loss chart and preview
+player. Screenshots go to ``$ACESTEP_ARTIFACTS_DIR`` (or a pytest temp folder, printed), e.g.
+``pytest -m browser tests/comfy/test_browser.py -s``.
 """
 
 from __future__ import annotations
@@ -292,6 +293,28 @@ def test_the_picker_draws_the_last_runs_audio_without_a_source_file(ui: Page, ar
     assert source["origin"] == "last run" and source["frames"] == int(2.0 * RATE)  # the 2 s song (SHORT)
     assert source["offset"] == 0  # both extends only add on the right
     shoot(ui, artifacts, "extend_picker_last_run", kind)
+    assert new_errors(ui) == []
+
+
+def test_the_training_chart_draws_a_runs_loss_and_plays_its_preview(ui: Page, artifacts: Path) -> None:
+    """The training workflow, run from the frontend on the two songs in input/acestep_dataset (4 steps, SHORT):
+    the Train LoRA node's chart gets one point per step from the progress events, its status line ends at the
+    last step, the curves are drawn, and the final preview gets a player."""
+    kind = "AceStepV1TrainLoRA"
+    load_workflow(ui, "train_lora")
+    chart = f"acestepTest.node('{kind}').acestepTrainChart"
+    assert ui.evaluate(f"{chart}.status.textContent") == "Waiting for the first training step…"
+    run_workflow(ui)
+    points = ui.wait_for(f"{chart}.state.points.length === 4 && {chart}.state.points", timeout_s=30)
+    assert [p["step"] for p in points] == [1, 2, 3, 4] and all(p["loss"] > 0 and p["lr"] > 0 for p in points)
+    status = ui.evaluate(f"{chart}.status.textContent")
+    assert re.fullmatch(r"step 4/4 · loss \d\.\d+ · smoothed \d\.\d+ · lr \S+ · \d+:\d\d elapsed", status), status
+    previews = ui.wait_for(f"{chart}.previews.querySelectorAll('audio').length === 1 && "
+                           f"[...{chart}.previews.querySelectorAll('div')].map((d) => [d.textContent, "
+                           "d.querySelector('audio').src])", timeout_s=30)
+    assert previews[0][0] == "step 4" and "acestep_lora_previews" in previews[0][1], previews
+    shot = shoot(ui, artifacts, "train_lora_chart", kind)
+    assert ui.evaluate(f"acestepTest.inkedPixels({chart}.canvas)") > 500, shot
     assert new_errors(ui) == []
 
 

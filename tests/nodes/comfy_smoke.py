@@ -17,7 +17,7 @@ def _import_pack(pack_dir: str) -> str:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    assert len(module.NODE_CLASS_MAPPINGS) == 12, module.NODE_CLASS_MAPPINGS
+    assert len(module.NODE_CLASS_MAPPINGS) == 15, module.NODE_CLASS_MAPPINGS  # 12 + the three training nodes
     return spec.name + ".nodes"
 
 
