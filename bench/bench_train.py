@@ -18,7 +18,8 @@ meta device, materialised on the device and filled like ``bench_generate`` (weig
 1-D parameters 1): the transformer with its REPA heads in the case's precision (fp32; bf16; fp8 = bf16 with the
 DiT-block weights quantised by :func:`acestep_core.runtime.quant.quantize_fp8_`), the UMT5 encoder in fp32 (as
 ``load_training_models``). The codec and the teachers are not built: the steps read cached latents and features
-(their weights, which a real run keeps on the device, are listed in the JSON's ``not_built``).
+(their weights are listed in the JSON's ``not_built``; a real run moves them to the CPU once the songs are
+prepared, so they are not in its step peak either).
 
 Songs: synthetic prepared songs of ``--seconds`` (240 s = what the dataset keeps): latents of exactly the frames
 ``AudioCodec.encode`` returns (2,584 at 240 s), teacher features of exactly the frames ``FeatureCache`` stores
