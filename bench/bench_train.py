@@ -337,9 +337,9 @@ def tf32(enabled: bool) -> Iterator[None]:
 
 
 def _lora_params(transformer: Any, lora: Any) -> int:
-    from acestep_core.training.lora import target_linears
+    from acestep_core.training.lora import lora_param_count
 
-    return sum(lora.r * (m.in_features + m.out_features) for m in target_linears(transformer, lora).values())
+    return lora_param_count(transformer, lora)
 
 
 def run_case(case: Case, spec: ModelSpec, device: torch.device, args: argparse.Namespace) -> Result:

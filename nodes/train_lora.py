@@ -59,12 +59,11 @@ def _audio_output(path: Path | None) -> dict[str, Any]:
 
 
 def _estimate(models: Any, dataset: Any, config: Any, checkpointing: bool) -> int:
-    from acestep_core.training.lora import target_linears
+    from acestep_core.training.lora import lora_param_count
     from acestep_core.training.memory import module_bytes, training_memory_bytes
 
     cfg = models.transformer.cfg
-    lora = sum(config.lora.r * (m.in_features + m.out_features)
-               for m in target_linears(models.transformer, config.lora).values())
+    lora = lora_param_count(models.transformer, config.lora)
     frames = max(dataset.wav_lengths) // 4096 * 44100 // 48000 + 2
     return training_memory_bytes(weight_bytes=module_bytes(models.transformer, models.codec, models.text_encoder),
                                  trained_params=lora, frames=frames, model_dim=cfg.model_dim,

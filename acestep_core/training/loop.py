@@ -153,7 +153,7 @@ class TrainingRun:
         for micro in range(config.accumulate):
             positions = global_positions(step, micro, config, len(self.songs), self.dist)
             sync = micro == config.accumulate - 1
-            context = adapter.no_sync() if not sync else _NullContext()
+            context = adapter.no_sync() if not sync else contextlib.nullcontext()
             with context:
                 loss = self._micro_batch(model, step, positions)
                 (loss.total / config.accumulate).backward()
@@ -249,14 +249,6 @@ class TrainingRun:
             if callbacks.on_preview is not None:
                 callbacks.on_preview(step, path)
         self.dist.barrier()
-
-
-class _NullContext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *args: object) -> None:
-        return None
 
 
 @contextlib.contextmanager

@@ -132,6 +132,11 @@ def target_linears(model: nn.Module, config: LoraConfig) -> dict[str, nn.Linear]
     return found
 
 
+def lora_param_count(model: nn.Module, config: LoraConfig) -> int:
+    """Trainable values the LoRA of ``config`` adds to ``model`` (A [r, in] + B [out, r] per target layer)."""
+    return sum(config.r * (m.in_features + m.out_features) for m in target_linears(model, config).values())
+
+
 class _Pair(nn.Module):
     def __init__(self, in_features: int, out_features: int, rank: int, dtype: torch.dtype,
                  device: torch.device | None) -> None:

@@ -87,15 +87,14 @@ def checkpointing_enabled(choice: str, device: torch.device, needed_bytes: int |
 def needed_without_checkpointing(models: TrainingModels, config: TrainConfig, frames: int) -> int:
     """What a run allocates on top of its loaded models without activation checkpointing: the longest
     micro-batch's activations and the trained parameters' gradients and optimiser state."""
-    from .lora import target_linears
+    from .lora import lora_param_count
     from .memory import activation_bytes
 
     cfg = models.transformer.cfg
     if config.full:
         trained = sum(p.numel() for p in models.transformer.parameters())
     else:
-        trained = sum(config.lora.r * (m.in_features + m.out_features)
-                      for m in target_linears(models.transformer, config.lora).values())
+        trained = lora_param_count(models.transformer, config.lora)
     state = trained * (4 + (2 if config.optim.optimizer == "adamw8bit" else 8)) + (0 if config.full else trained * 4)
     return activation_bytes(frames=frames, model_dim=cfg.model_dim, num_blocks=cfg.num_layers,
                             batch=config.batch_size, value_bytes=4 if config.precision == "fp32" else 2,
